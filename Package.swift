@@ -1,0 +1,98 @@
+// swift-tools-version: 6.2
+// flowgate — a WebSocket RPC gateway daemon. See README.md.
+
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "flowgate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "flowgate", targets: ["flowgate"]),
+        .library(name: "FlowProtocol", targets: ["FlowProtocol"]),
+        .library(name: "FlowCore", targets: ["FlowCore"]),
+        .library(name: "FlowServer", targets: ["FlowServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket", from: "1.6.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // Wire protocol: envelope, response, error codes, JSON value and codec. No I/O.
+        .target(
+            name: "FlowProtocol",
+            dependencies: [
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Endpoint protocol, registry, dispatcher, identity and the auth seams. No I/O.
+        .target(
+            name: "FlowCore",
+            dependencies: [
+                "FlowProtocol",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // HTTP and WebSocket transports and the application builder: the only target importing Hummingbird/NIO.
+        .target(
+            name: "FlowServer",
+            dependencies: [
+                "FlowProtocol",
+                "FlowCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "flowgate",
+            dependencies: [
+                "FlowServer",
+                "FlowCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlowProtocolTests",
+            dependencies: ["FlowProtocol"],
+            resources: [.copy("Golden")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlowCoreTests",
+            dependencies: ["FlowCore", "FlowProtocol"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlowServerTests",
+            dependencies: [
+                "FlowServer", "FlowCore", "FlowProtocol",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,43 @@
+public import FlowProtocol
+
+/// Establishes who is calling (SPEC §9). The dispatcher asks it once per call, so an
+/// implementation that wants revocation to act at once (SPEC §5.3) checks on every call and
+/// caches what is expensive.
+///
+/// ```swift
+/// struct StaticTokens: Authenticator {
+///     let users: [String: Identity]
+///     func authenticate(_ credential: Credential?, origin: CallOrigin) async throws(FlowError) -> Identity? {
+///         guard case .token(let token)? = credential else { return nil }
+///         guard let identity = users[token] else { throw FlowError(.unauthenticated, "Invalid token") }
+///         return identity
+///     }
+/// }
+/// ```
+public protocol Authenticator: Sendable {
+    /// The identity behind `credential`; nil when there is none (no credential).
+    /// Throws `UNAUTHENTICATED` for a wrong, expired or revoked credential (or `RATE_LIMITED`).
+    func authenticate(_ credential: Credential?, origin: CallOrigin) async throws(FlowError) -> Identity?
+}
+
+/// Decides whether an identity may call a method of an endpoint (SPEC §9.3). Runs before the
+/// handler, for every call that is not to a public method.
+public protocol AuthorizationPolicy: Sendable {
+    /// Throws `FORBIDDEN` when no scope of `identity` allows the call.
+    func authorize(_ identity: Identity, method: Method, objectid: String?, endpoint: EndpointDefinition) throws(FlowError)
+}
+
+/// Open access: every call is admitted as the anonymous identity. What `flowgate serve` runs with
+/// until real authentication exists; the daemon says so loudly at startup.
+public struct OpenAccessAuthenticator: Authenticator {
+    public init() {}
+    public func authenticate(_ credential: Credential?, origin: CallOrigin) async throws(FlowError) -> Identity? {
+        .anonymous
+    }
+}
+
+/// Open access: every identity may call everything. Pairs with ``OpenAccessAuthenticator``.
+public struct OpenAccessPolicy: AuthorizationPolicy {
+    public init() {}
+    public func authorize(_ identity: Identity, method: Method, objectid: String?, endpoint: EndpointDefinition) throws(FlowError) {}
+}

@@ -1,0 +1,236 @@
+import Foundation
+public import FlowProtocol
+public import Logging
+import Synchronization
+
+/// One call as a transport hands it to the dispatcher.
+public struct CallRequest: Sendable {
+    public var envelope: Envelope
+    public var origin: CallOrigin
+    /// HTTP only: the application named in the URL; the endpoint must belong to it.
+    public var application: String?
+    /// HTTP only: the URL named no registered endpoint; answered `NO_SUCH_ENDPOINT` after authentication.
+    public var unresolvedPath: Bool
+
+    public init(envelope: Envelope, origin: CallOrigin, application: String? = nil, unresolvedPath: Bool = false) {
+        self.envelope = envelope
+        self.origin = origin
+        self.application = application
+        self.unresolvedPath = unresolvedPath
+    }
+}
+
+/// The dispatcher's answer: the response envelope and who made the call (for `Flow-User`).
+public struct DispatchResult: Sendable {
+    public var response: Response
+    /// The authenticated user name; nil for anonymous calls and calls that failed before authentication.
+    public var username: String?
+
+    public init(response: Response, username: String? = nil) {
+        self.response = response
+        self.username = username
+    }
+}
+
+/// Settings of the dispatcher.
+public struct DispatcherConfiguration: Sendable {
+    /// How long a handler may take before the caller gets `TIMEOUT` (SPEC §11: 30 s).
+    public var callTimeout: Duration
+
+    public init(callTimeout: Duration = .seconds(30)) {
+        self.callTimeout = callTimeout
+    }
+}
+
+/// Runs every call through SPEC §3's checks in order — shape, authentication, endpoint,
+/// authorization, supported method, objectid/data — then the handler, under a timeout.
+///
+/// It is the single place where a thrown error becomes a failure response: ``FlowError``s keep
+/// their code and message; anything else is `INTERNAL_ERROR`, its detail only in the log next
+/// to the errorid.
+public final class Dispatcher: Sendable {
+    public let registry: EndpointRegistry
+    let authenticator: any Authenticator
+    let policy: any AuthorizationPolicy
+    let configuration: DispatcherConfiguration
+    let logger: Logger
+    private let inFlight = Atomic<Int>(0)
+    private let draining = Atomic<Bool>(false)
+
+    public init(
+        registry: EndpointRegistry,
+        authenticator: any Authenticator,
+        policy: any AuthorizationPolicy,
+        configuration: DispatcherConfiguration = .init(),
+        logger: Logger
+    ) {
+        self.registry = registry
+        self.authenticator = authenticator
+        self.policy = policy
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Dispatches one call and always answers: failures are responses, never thrown.
+    public func dispatch(_ request: CallRequest) async -> DispatchResult {
+        self.inFlight.add(1, ordering: .relaxed)
+        defer { self.inFlight.subtract(1, ordering: .releasing) }
+        var username: String?
+        do {
+            let (reply, identity) = try await self.run(request)
+            username = identity.username
+            return DispatchResult(
+                response: Response(
+                    status: reply.status, success: true, data: reply.data, dataType: reply.dataType,
+                    paging: reply.paging, requestid: request.envelope.requestid
+                ),
+                username: username
+            )
+        } catch let error as IdentifiedFailure {
+            username = error.identity?.username
+            return DispatchResult(response: self.failure(error.underlying, request: request, username: username), username: username)
+        } catch {
+            return DispatchResult(response: self.failure(error, request: request, username: nil))
+        }
+    }
+
+    /// The failure response for `error` (the one error boundary), logged with its errorid.
+    public func failure(_ error: any Error, requestid: RequestID?, namespace: Namespace? = nil, method: Method? = nil, origin: CallOrigin) -> Response {
+        let errorid = UUID().uuidString.lowercased()
+        let flowError: FlowError
+        var logger = self.logger
+        logger[metadataKey: "flow.errorid"] = .string(errorid)
+        logger[metadataKey: "flow.transport"] = .string(origin.transport.rawValue)
+        if let namespace { logger[metadataKey: "flow.namespace"] = .string(namespace.rawValue) }
+        if let method { logger[metadataKey: "flow.method"] = .string(method.rawValue) }
+        if let requestid { logger[metadataKey: "flow.request.id"] = .string(requestid.description) }
+        if let address = origin.clientAddress { logger[metadataKey: "flow.client"] = .string(address) }
+        switch error {
+        case let error as FlowError:
+            flowError = error
+            let level: Logger.Level = error.code.httpStatus >= 500 ? .warning : .info
+            logger.log(level: level, "call failed", metadata: ["flow.errorcode": .string(error.code.rawValue)])
+        default:
+            flowError = FlowError(.internalError, "Internal error")
+            logger.error("call failed", metadata: ["flow.errorcode": "INTERNAL_ERROR", "flow.error": .string(String(reflecting: error))])
+        }
+        return Response.failure(flowError, errorid: errorid, requestid: requestid)
+    }
+
+    private func failure(_ error: any Error, request: CallRequest, username: String?) -> Response {
+        var origin = request.origin
+        origin.credential = nil
+        return self.failure(
+            error, requestid: request.envelope.requestid, namespace: request.envelope.namespace,
+            method: request.envelope.method, origin: origin
+        )
+    }
+
+    /// SPEC §3, steps 2 and 4–10 (the transport did 1 and 3).
+    private func run(_ request: CallRequest) async throws -> (Reply, Identity) {
+        guard !self.draining.load(ordering: .relaxed) else {
+            throw FlowError(.shuttingDown, "The gateway is shutting down")
+        }
+        let envelope = request.envelope
+        guard let namespace = envelope.namespace else {
+            throw FlowError(.invalidRequest, "Field 'namespace' is required")
+        }
+        var endpoint = request.unresolvedPath ? nil : self.registry.endpoint(for: namespace)
+        if let application = request.application, endpoint?.definition.application != application { endpoint = nil }
+        let isPublic = endpoint?.definition.isPublic(envelope.method) ?? false
+
+        let identity = try await self.authenticate(request.origin, isPublic: isPublic)
+        do {
+            guard let endpoint else { throw FlowError(.noSuchEndpoint, "No endpoint '\(namespace)'") }
+            let definition = endpoint.definition
+            if !isPublic {
+                try self.policy.authorize(identity, method: envelope.method, objectid: envelope.objectid, endpoint: definition)
+            }
+            guard definition.methods.contains(envelope.method) else {
+                throw FlowError(.methodNotAllowed, "Endpoint '\(namespace)' does not support \(envelope.method.rawValue)")
+            }
+            try Self.checkObjectIDAndData(envelope)
+            let call = Call(
+                method: envelope.method, namespace: namespace, objectid: envelope.objectid,
+                parameters: envelope.parameters, data: envelope.method.requiresData ? envelope.data : nil
+            )
+            var logger = self.logger
+            logger[metadataKey: "flow.namespace"] = .string(namespace.rawValue)
+            logger[metadataKey: "flow.method"] = .string(envelope.method.rawValue)
+            let context = CallContext(
+                identity: identity, transport: request.origin.transport, clientAddress: request.origin.clientAddress,
+                requestid: envelope.requestid, logger: logger
+            )
+            let reply = try await self.withTimeout { try await endpoint.handle(call, context: context) }
+            return (reply, identity)
+        } catch {
+            throw IdentifiedFailure(underlying: error, identity: identity)
+        }
+    }
+
+    private func authenticate(_ origin: CallOrigin, isPublic: Bool) async throws(FlowError) -> Identity {
+        do {
+            if let identity = try await self.authenticator.authenticate(origin.credential, origin: origin) { return identity }
+        } catch where isPublic && error.code == .unauthenticated {
+            // A stale credential must not lock anyone out of a public method such as login.
+            return .anonymous
+        }
+        guard isPublic else { throw FlowError(.unauthenticated, "Authentication required") }
+        return .anonymous
+    }
+
+    /// SPEC §2's table: which methods need an objectid and data, and which must not carry an objectid.
+    static func checkObjectIDAndData(_ envelope: Envelope) throws(FlowError) {
+        let method = envelope.method
+        if method.requiresObjectID && envelope.objectid == nil {
+            throw FlowError(.objectIDRequired, "\(method.rawValue) needs an 'objectid'")
+        }
+        if !method.allowsObjectID && envelope.objectid != nil {
+            throw FlowError(.invalidRequest, "\(method.rawValue) must not carry an 'objectid' (choose a new object's id with data.id)")
+        }
+        if method.requiresData && envelope.data == nil {
+            throw FlowError(.dataRequired, "\(method.rawValue) needs 'data'")
+        }
+    }
+
+    private func withTimeout<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let timeout = self.configuration.callTimeout
+        return try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await operation() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw FlowError(.timeout, "The endpoint did not answer within \(timeout.components.seconds) s")
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+
+    // MARK: Draining
+
+    /// Stops admitting calls: every new call answers `SHUTTING_DOWN`.
+    public func beginDraining() {
+        self.draining.store(true, ordering: .relaxed)
+    }
+
+    /// Whether the dispatcher is draining.
+    public var isDraining: Bool { self.draining.load(ordering: .relaxed) }
+
+    /// Calls currently inside the dispatcher.
+    public var callsInFlight: Int { self.inFlight.load(ordering: .acquiring) }
+
+    /// Waits until no call is in flight, or `deadline` passes. Returns whether it drained.
+    public func waitUntilIdle(deadline: ContinuousClock.Instant) async -> Bool {
+        while self.callsInFlight > 0 {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return true
+    }
+}
+
+/// A failure after authentication, carrying who made the call so `Flow-User` is still set.
+private struct IdentifiedFailure: Error {
+    let underlying: any Error
+    let identity: Identity?
+}

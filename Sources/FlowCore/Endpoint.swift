@@ -1,0 +1,89 @@
+public import FlowProtocol
+public import Logging
+
+/// A handler for the seven methods, addressed by its namespace (SPEC §4). Built-in endpoints,
+/// collections, providers and upstreams all conform, so the dispatcher treats them alike.
+///
+/// The dispatcher has already authenticated and authorized the call, checked the method is in
+/// ``EndpointDefinition/methods`` and enforced the objectid/data table before `handle` runs.
+///
+/// ```swift
+/// struct Clock: Endpoint {
+///     let definition = EndpointDefinition(namespace: Namespace("demo/clock")!, title: "Server time", methods: [.list])
+///     func handle(_ call: Call, context: CallContext) async throws -> Reply {
+///         Reply(data: .string(Date.now.formatted(.iso8601)))
+///     }
+/// }
+/// ```
+public protocol Endpoint: Sendable {
+    /// What the endpoint is and what it supports.
+    var definition: EndpointDefinition { get }
+    /// Whether a call could be handled right now (a provider endpoint without providers: false).
+    var isServed: Bool { get }
+    /// How many providers are connected (0 for other kinds).
+    var providerCount: Int { get }
+    /// Handles one call. Throw ``FlowError`` for failures the caller should see; anything else
+    /// becomes `INTERNAL_ERROR`.
+    func handle(_ call: Call, context: CallContext) async throws -> Reply
+}
+
+extension Endpoint {
+    public var isServed: Bool { true }
+    public var providerCount: Int { 0 }
+}
+
+/// One call as a handler sees it: the validated envelope without its credential.
+public struct Call: Sendable {
+    public var method: Method
+    public var namespace: Namespace
+    public var objectid: String?
+    public var parameters: JSONValue?
+    public var data: JSONValue?
+
+    public init(method: Method, namespace: Namespace, objectid: String? = nil, parameters: JSONValue? = nil, data: JSONValue? = nil) {
+        self.method = method
+        self.namespace = namespace
+        self.objectid = objectid
+        self.parameters = parameters
+        self.data = data
+    }
+}
+
+/// What a handler knows about the call besides its content.
+public struct CallContext: Sendable {
+    /// Who is calling (anonymous on public methods without a credential).
+    public var identity: Identity
+    /// The transport and client address.
+    public var transport: Transport
+    public var clientAddress: String?
+    /// The request id, if the client gave one.
+    public var requestid: RequestID?
+    /// A logger carrying the call's metadata.
+    public var logger: Logger
+
+    public init(identity: Identity, transport: Transport, clientAddress: String? = nil, requestid: RequestID? = nil, logger: Logger) {
+        self.identity = identity
+        self.transport = transport
+        self.clientAddress = clientAddress
+        self.requestid = requestid
+        self.logger = logger
+    }
+}
+
+/// A handler's successful result; the dispatcher wraps it in the response envelope.
+public struct Reply: Sendable, Equatable {
+    public var data: JSONValue?
+    /// Application status (`status` in the response); 0 by default.
+    public var status: Int
+    /// `dataType` in the response; `"JSON"` by default.
+    public var dataType: String
+    /// LIST paging (`{next, total}`).
+    public var paging: JSONValue?
+
+    public init(data: JSONValue? = nil, status: Int = 0, dataType: String = "JSON", paging: JSONValue? = nil) {
+        self.data = data
+        self.status = status
+        self.dataType = dataType
+        self.paging = paging
+    }
+}

@@ -1,0 +1,62 @@
+public import FlowProtocol
+
+/// How an endpoint was registered (SPEC §4).
+public struct EndpointKind: RawRepresentable, Hashable, Sendable {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    /// A Swift type registered in code (`system/*`, `auth/*`).
+    public static let inProcess = EndpointKind(rawValue: "in-process")
+    /// A collection declared in `Endpoints/`, stored in the embedded database.
+    public static let collection = EndpointKind(rawValue: "collection")
+    /// Registered at run time by a remote subsystem over WebSocket.
+    public static let provider = EndpointKind(rawValue: "provider")
+    /// Forwarded to an HTTP upstream.
+    public static let upstream = EndpointKind(rawValue: "upstream")
+}
+
+/// What an endpoint declares: namespace, owning application, title, methods, which methods
+/// are public, the scope each method needs, and the data schema.
+public struct EndpointDefinition: Sendable, Equatable {
+    public var namespace: Namespace
+    /// The application owning the endpoint: the first segment of its HTTP path after `/api/`.
+    public var application: String
+    public var title: String
+    public var kind: EndpointKind
+    public var methods: Set<Method>
+    /// Methods callable without a credential (SPEC §9.5).
+    public var publicMethods: Set<Method>
+    /// Scopes that differ from the default `<namespace>:<METHOD>`.
+    public var scopeOverrides: [Method: String]
+    /// The JSON Schema for `data`, if any.
+    public var schema: JSONValue?
+
+    /// A definition; `application` defaults to the namespace's first segment.
+    public init(
+        namespace: Namespace,
+        application: String? = nil,
+        title: String,
+        kind: EndpointKind = .inProcess,
+        methods: Set<Method>,
+        publicMethods: Set<Method> = [],
+        scopeOverrides: [Method: String] = [:],
+        schema: JSONValue? = nil
+    ) {
+        self.namespace = namespace
+        self.application = application ?? namespace.firstSegment
+        self.title = title
+        self.kind = kind
+        self.methods = methods
+        self.publicMethods = publicMethods
+        self.scopeOverrides = scopeOverrides
+        self.schema = schema
+    }
+
+    /// The scope a caller needs for `method`.
+    public func scope(for method: Method) -> String {
+        self.scopeOverrides[method] ?? "\(self.namespace.rawValue):\(method.rawValue)"
+    }
+
+    /// Whether `method` may be called without a credential.
+    public func isPublic(_ method: Method) -> Bool { self.publicMethods.contains(method) }
+}

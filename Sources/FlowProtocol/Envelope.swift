@@ -1,0 +1,157 @@
+import OrderedCollections
+
+/// A decoded request envelope (SPEC §2).
+///
+/// Absent, `null` and empty-string values of `objectid`, `token` and `namespace` are all nil,
+/// so every transport hands the dispatcher the same shape.
+public struct Envelope: Sendable, Equatable {
+    public var method: Method
+    public var namespace: Namespace?
+    public var objectid: String?
+    public var token: String?
+    public var parameters: JSONValue?
+    public var data: JSONValue?
+    public var requestid: RequestID?
+
+    public init(
+        method: Method,
+        namespace: Namespace? = nil,
+        objectid: String? = nil,
+        token: String? = nil,
+        parameters: JSONValue? = nil,
+        data: JSONValue? = nil,
+        requestid: RequestID? = nil
+    ) {
+        self.method = method
+        self.namespace = namespace
+        self.objectid = objectid
+        self.token = token
+        self.parameters = parameters
+        self.data = data
+        self.requestid = requestid
+    }
+}
+
+/// What a WebSocket text frame turned out to be.
+public enum InboundFrame: Sendable, Equatable {
+    /// A request envelope.
+    case envelope(Envelope)
+    /// A provider frame (it has a `call` or `cancel` field, SPEC §5.4): never an envelope.
+    case provider(JSONObject)
+}
+
+/// A frame or body that could not be decoded into an envelope. Carries the `requestid` when
+/// one could be read, so the failure response still reaches the right pending call.
+public struct EnvelopeDecodingError: Error, Sendable, Equatable {
+    public var error: FlowError
+    public var requestid: RequestID?
+
+    public init(_ error: FlowError, requestid: RequestID? = nil) {
+        self.error = error
+        self.requestid = requestid
+    }
+}
+
+extension Envelope {
+    /// Decodes one frame: JSON text → provider frame or envelope, strictly.
+    ///
+    /// Checks run in SPEC §3's order: the text (`INVALID_JSON`), then the field types
+    /// (`INVALID_REQUEST`, naming the field), then the method (`UNKNOWN_METHOD`).
+    /// Unknown top-level fields are ignored.
+    public static func decodeFrame(
+        _ bytes: UnsafeRawBufferPointer,
+        maxDepth: Int = JSONValue.defaultMaxDepth
+    ) throws(EnvelopeDecodingError) -> InboundFrame {
+        let value: JSONValue
+        do {
+            value = try JSONValue(parsing: bytes, maxDepth: maxDepth)
+        } catch {
+            throw EnvelopeDecodingError(FlowError(.invalidJSON, "Invalid JSON: \(error)"))
+        }
+        guard case .object(let object) = value else {
+            throw EnvelopeDecodingError(FlowError(.invalidRequest, "The request must be a JSON object, not \(value.typeName)"))
+        }
+        if object["call"] != nil || object["cancel"] != nil { return .provider(object) }
+        return .envelope(try Self(decoding: object))
+    }
+
+    /// Decodes an envelope from an already parsed JSON object.
+    public init(decoding object: JSONObject) throws(EnvelopeDecodingError) {
+        let requestid: RequestID?
+        do { requestid = try Self.requestID(object["requestid"]) } catch { throw EnvelopeDecodingError(error) }
+        do {
+            let methodText = try Self.optionalString(object["method"], field: "method")
+            let namespace = try Self.namespace(Self.optionalString(object["namespace"], field: "namespace"))
+            let objectid = try Self.objectID(Self.optionalString(object["objectid"], field: "objectid"))
+            let token = try Self.optionalString(object["token"], field: "token")
+            let parameters = try Self.parameters(object["parameters"])
+            let data = object["data"].flatMap { $0 == .null ? nil : $0 }
+            let method = try Self.method(methodText)
+            self.init(
+                method: method, namespace: namespace, objectid: objectid, token: token,
+                parameters: parameters, data: data, requestid: requestid
+            )
+        } catch {
+            throw EnvelopeDecodingError(error, requestid: requestid)
+        }
+    }
+
+    /// A string field: nil when absent, `null` or empty.
+    static func optionalString(_ value: JSONValue?, field: String) throws(FlowError) -> String? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let string)?: return string.isEmpty ? nil : string
+        case let other?: throw FlowError(.invalidRequest, "Field '\(field)' must be a string, not \(other.typeName)")
+        }
+    }
+
+    /// `method`: missing or not one of the seven (exact upper case) is `UNKNOWN_METHOD`.
+    public static func method(_ text: String?) throws(FlowError) -> Method {
+        guard let text else { throw FlowError(.unknownMethod, "Field 'method' is required") }
+        guard let method = Method(rawValue: text) else {
+            throw FlowError(.unknownMethod, "Unknown method '\(text.prefix(32))'; expected one of LIST, OPEN, UPDATE, DELETE, INDEX, CREATE, RUN")
+        }
+        return method
+    }
+
+    /// `namespace`, normalised; nil when absent.
+    public static func namespace(_ text: String?) throws(FlowError) -> Namespace? {
+        guard let text else { return nil }
+        guard let namespace = Namespace(text) else {
+            throw FlowError(.invalidRequest, "Field 'namespace' is not a valid namespace (lowercase segments [a-z0-9][a-z0-9_.-]* separated by '/', at most 8 segments and 200 characters)")
+        }
+        return namespace
+    }
+
+    /// `objectid`: nil when absent; otherwise 1–200 characters, no control characters, no `/`.
+    public static func objectID(_ text: String?) throws(FlowError) -> String? {
+        guard let text else { return nil }
+        guard ObjectID.isValid(text) else {
+            throw FlowError(.invalidRequest, "Field 'objectid' must be 1-200 characters without control characters or '/'")
+        }
+        return text
+    }
+
+    /// `parameters`: a string or a JSON object; nil when absent or `null`.
+    static func parameters(_ value: JSONValue?) throws(FlowError) -> JSONValue? {
+        switch value {
+        case nil, .null?: return nil
+        case .string?, .object?: return value
+        case let other?: throw FlowError(.invalidRequest, "Field 'parameters' must be a string or an object, not \(other.typeName)")
+        }
+    }
+
+    /// `requestid`: a string of at most 128 characters or an integer; nil when absent or `null`.
+    public static func requestID(_ value: JSONValue?) throws(FlowError) -> RequestID? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let string)?:
+            guard string.count <= RequestID.maxLength else {
+                throw FlowError(.invalidRequest, "Field 'requestid' must be at most \(RequestID.maxLength) characters")
+            }
+            return .string(string)
+        case .integer(let integer)?: return .integer(integer)
+        case let other?: throw FlowError(.invalidRequest, "Field 'requestid' must be a string or an integer, not \(other.typeName)")
+        }
+    }
+}

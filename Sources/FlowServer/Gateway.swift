@@ -1,0 +1,106 @@
+public import FlowCore
+import FlowProtocol
+public import Hummingbird
+import HummingbirdWebSocket
+public import Logging
+import NIOCore
+import NIOWebSocket
+public import ServiceLifecycle
+
+/// The daemon: registry, dispatcher, and the HTTP + WebSocket server in front of them.
+///
+/// Run its ``services`` in one `ServiceGroup`, in that order, so that on shutdown the drain
+/// runs before the server stops:
+///
+/// ```swift
+/// let gateway = try Gateway(configuration: .init(), authenticator: OpenAccessAuthenticator(), policy: OpenAccessPolicy(), logger: logger)
+/// try await ServiceGroup(configuration: .init(services: gateway.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+/// ```
+public struct Gateway: Sendable {
+    public let configuration: GatewayConfiguration
+    public let registry: EndpointRegistry
+    public let dispatcher: Dispatcher
+    /// The Hummingbird application serving HTTP and WebSocket.
+    public let application: Application<RouterResponder<GatewayRequestContext>>
+    let connections: ConnectionRegistry
+    let logger: Logger
+
+    /// Builds the gateway; `onServerRunning` receives the bound port once the server listens.
+    public init(
+        configuration: GatewayConfiguration,
+        authenticator: any Authenticator,
+        policy: any AuthorizationPolicy,
+        registry: EndpointRegistry = EndpointRegistry(),
+        logger: Logger,
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) throws {
+        self.configuration = configuration
+        self.registry = registry
+        self.logger = logger
+        try registry.register(SystemEndpointsEndpoint(registry: registry))
+        let dispatcher = Dispatcher(
+            registry: registry, authenticator: authenticator, policy: policy,
+            configuration: .init(callTimeout: configuration.callTimeout), logger: logger
+        )
+        let connections = ConnectionRegistry(limit: configuration.maxSockets)
+        self.dispatcher = dispatcher
+        self.connections = connections
+
+        let router = Router(context: GatewayRequestContext.self)
+        router.add(middleware: HTTPTransport(dispatcher: dispatcher, configuration: configuration))
+        router.get("/healthz") { _, _ in Self.json(.ok, #"{"status":"ok"}"#) }
+        router.get("/readyz") { _, _ in
+            dispatcher.isDraining
+                ? Self.json(.serviceUnavailable, #"{"ready":false,"reason":"draining"}"#)
+                : Self.json(.ok, #"{"ready":true,"endpoints":\#(registry.count)}"#)
+        }
+        let sockets = WebSocketRoutes(dispatcher: dispatcher, connections: connections, configuration: configuration, logger: logger)
+        sockets.add(to: router)
+
+        let webSocket = WebSocketServerConfiguration(
+            maxFrameSize: configuration.maxMessageBytes,
+            autoPing: .enabled(timePeriod: configuration.pingInterval),
+            closeTimeout: .seconds(5),
+            validateUTF8: true
+        )
+        self.application = Application(
+            router: router,
+            server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: webSocket)),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            logger: logger
+        )
+    }
+
+    /// The services to run, in this order: the server, then the drain that runs first on shutdown.
+    public var services: [any Service] {
+        [self.application, DrainService(dispatcher: self.dispatcher, connections: self.connections, timeout: self.configuration.drainTimeout, logger: self.logger)]
+    }
+
+    /// Open WebSockets.
+    public var openSockets: Int { self.connections.count }
+
+    static func json(_ status: HTTPResponse.Status, _ body: String) -> Response {
+        Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+/// On shutdown, before the server stops: refuse new calls (`SHUTTING_DOWN`), let the calls in
+/// flight finish (up to the drain deadline), then close every WebSocket with 1001.
+struct DrainService: Service {
+    let dispatcher: Dispatcher
+    let connections: ConnectionRegistry
+    let timeout: Duration
+    let logger: Logger
+
+    func run() async throws {
+        do { try await gracefulShutdown() } catch { return }
+        self.dispatcher.beginDraining()
+        self.logger.info("draining", metadata: ["flow.calls": "\(self.dispatcher.callsInFlight)", "flow.sockets": "\(self.connections.count)"])
+        let drained = await self.dispatcher.waitUntilIdle(deadline: .now + self.timeout)
+        if !drained {
+            self.logger.warning("drain deadline passed with calls in flight", metadata: ["flow.calls": "\(self.dispatcher.callsInFlight)"])
+        }
+        await self.connections.closeAll(code: .goingAway, reason: "Server shutting down")
+    }
+}

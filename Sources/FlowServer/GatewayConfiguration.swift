@@ -1,0 +1,203 @@
+public import FlowProtocol
+public import Logging
+
+/// Every setting of the daemon, with SPEC §10–§11's defaults.
+///
+/// Each key can come from a flag, the environment or the config file (flags > environment >
+/// file); ``GatewayConfiguration/keys`` is the table, and the README lists it for users.
+public struct GatewayConfiguration: Sendable, Equatable {
+    /// `host` — address to bind.
+    public var host = "127.0.0.1"
+    /// `port` — TCP port (0 picks a free one).
+    public var port = 8080
+    /// `data` — data directory (the database lives here).
+    public var dataDirectory = "data"
+    /// `endpoints` — folder of endpoint definitions.
+    public var endpointsDirectory = "Endpoints"
+    /// `schemas` — folder of JSON Schemas.
+    public var schemasDirectory = "Schemas"
+    /// `max_message_bytes` — largest WebSocket message / HTTP body.
+    public var maxMessageBytes = 1 << 20
+    /// `max_in_flight` — calls with a requestid running at once per socket.
+    public var maxInFlightPerSocket = 128
+    /// `max_sockets` — open WebSockets.
+    public var maxSockets = 10_000
+    /// `max_json_depth` — deepest JSON nesting accepted.
+    public var maxJSONDepth = JSONValue.defaultMaxDepth
+    /// `call_timeout_ms` — how long a handler may take.
+    public var callTimeout: Duration = .seconds(30)
+    /// `ping_interval_ms` — how often idle sockets are pinged.
+    public var pingInterval: Duration = .seconds(30)
+    /// `drain_timeout_ms` — how long shutdown waits for in-flight calls.
+    public var drainTimeout: Duration = .seconds(10)
+    /// `cors_origins` — browser origins allowed to call the HTTP API (`*` for any).
+    public var corsOrigins: [String] = []
+    /// `diagnostics_echo` — serve the WebSocket echo route `/diagnostics/echo` (conformance tests).
+    public var diagnosticsEcho = false
+    /// `log_level` — trace, debug, info, notice, warning, error, critical.
+    public var logLevel: Logger.Level = .info
+
+    public init() {}
+}
+
+extension GatewayConfiguration {
+    /// One configuration key: its name in the config file, its environment variable, its flag.
+    public struct Key: Sendable {
+        public let name: String
+        public let summary: String
+        let apply: @Sendable (inout GatewayConfiguration, ConfigValue) throws(ConfigurationError) -> Void
+
+        /// `FLOWGATE_<NAME>`.
+        public var environmentVariable: String { "FLOWGATE_" + self.name.uppercased() }
+        /// `--<name-with-dashes>`.
+        public var flag: String { "--" + self.name.replacingUnderscores() }
+    }
+
+    /// A value as it was found: text (flag, environment) or JSON (config file).
+    enum ConfigValue {
+        case text(String)
+        case json(JSONValue)
+
+        func string(_ key: String) throws(ConfigurationError) -> String {
+            switch self {
+            case .text(let text): return text
+            case .json(.string(let text)): return text
+            case .json(let other): throw ConfigurationError(key: key, message: "must be a string, not \(other.typeName)")
+            }
+        }
+
+        func integer(_ key: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+            let value: Int?
+            switch self {
+            case .text(let text): value = Int(text.trimmingSpaces())
+            case .json(.integer(let integer)): value = Int(exactly: integer)
+            case .json: value = nil
+            }
+            guard let value, range.contains(value) else {
+                throw ConfigurationError(key: key, message: "must be an integer in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return value
+        }
+
+        func bool(_ key: String) throws(ConfigurationError) -> Bool {
+            switch self {
+            case .json(.bool(let bool)): return bool
+            case .text(let text):
+                switch text.lowercased() {
+                case "1", "true", "yes", "on", "": return true
+                case "0", "false", "no", "off": return false
+                default: break
+                }
+            default: break
+            }
+            throw ConfigurationError(key: key, message: "must be true or false")
+        }
+
+        func list(_ key: String) throws(ConfigurationError) -> [String] {
+            switch self {
+            case .text(let text):
+                return text.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
+            case .json(.array(let items)):
+                var strings: [String] = []
+                for item in items {
+                    guard case .string(let string) = item else { throw ConfigurationError(key: key, message: "must be a list of strings") }
+                    strings.append(string)
+                }
+                return strings
+            case .json: throw ConfigurationError(key: key, message: "must be a list of strings")
+            }
+        }
+    }
+
+    /// Every key, in the order the README documents them.
+    public static let keys: [Key] = [
+        Key(name: "host", summary: "address to bind (default 127.0.0.1)") { config, value throws(ConfigurationError) in
+            config.host = try value.string("host")
+        },
+        Key(name: "port", summary: "TCP port; 0 picks a free one (default 8080)") { config, value throws(ConfigurationError) in
+            config.port = try value.integer("port", in: 0...65535)
+        },
+        Key(name: "data", summary: "data directory (default ./data)") { config, value throws(ConfigurationError) in
+            config.dataDirectory = try value.string("data")
+        },
+        Key(name: "endpoints", summary: "endpoint definitions folder (default ./Endpoints)") { config, value throws(ConfigurationError) in
+            config.endpointsDirectory = try value.string("endpoints")
+        },
+        Key(name: "schemas", summary: "JSON Schema folder (default ./Schemas)") { config, value throws(ConfigurationError) in
+            config.schemasDirectory = try value.string("schemas")
+        },
+        Key(name: "max_message_bytes", summary: "largest WebSocket message or HTTP body (default 1048576)") { config, value throws(ConfigurationError) in
+            config.maxMessageBytes = try value.integer("max_message_bytes", in: 1024...(1 << 30))
+        },
+        Key(name: "max_in_flight", summary: "calls with a requestid in flight per socket (default 128)") { config, value throws(ConfigurationError) in
+            config.maxInFlightPerSocket = try value.integer("max_in_flight", in: 1...100_000)
+        },
+        Key(name: "max_sockets", summary: "open WebSockets (default 10000)") { config, value throws(ConfigurationError) in
+            config.maxSockets = try value.integer("max_sockets", in: 1...10_000_000)
+        },
+        Key(name: "max_json_depth", summary: "deepest JSON nesting (default 64)") { config, value throws(ConfigurationError) in
+            config.maxJSONDepth = try value.integer("max_json_depth", in: 1...10_000)
+        },
+        Key(name: "call_timeout_ms", summary: "handler timeout in ms (default 30000)") { config, value throws(ConfigurationError) in
+            config.callTimeout = .milliseconds(try value.integer("call_timeout_ms", in: 1...86_400_000))
+        },
+        Key(name: "ping_interval_ms", summary: "WebSocket ping interval in ms (default 30000)") { config, value throws(ConfigurationError) in
+            config.pingInterval = .milliseconds(try value.integer("ping_interval_ms", in: 100...86_400_000))
+        },
+        Key(name: "drain_timeout_ms", summary: "shutdown drain deadline in ms (default 10000)") { config, value throws(ConfigurationError) in
+            config.drainTimeout = .milliseconds(try value.integer("drain_timeout_ms", in: 0...3_600_000))
+        },
+        Key(name: "cors_origins", summary: "origins allowed by CORS, comma-separated or a JSON list; * for any (default none)") { config, value throws(ConfigurationError) in
+            config.corsOrigins = try value.list("cors_origins")
+        },
+        Key(name: "diagnostics_echo", summary: "serve the WebSocket echo route /diagnostics/echo (default false)") { config, value throws(ConfigurationError) in
+            config.diagnosticsEcho = try value.bool("diagnostics_echo")
+        },
+        Key(name: "log_level", summary: "trace, debug, info, notice, warning, error or critical (default info)") { config, value throws(ConfigurationError) in
+            let text = try value.string("log_level")
+            guard let level = Logger.Level(rawValue: text.lowercased()) else {
+                throw ConfigurationError(key: "log_level", message: "must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            config.logLevel = level
+        },
+    ]
+
+    /// Builds the configuration from the three sources, each key taken from the first that has it:
+    /// `flags` (key name → text), then `environment` (`FLOWGATE_*`), then `file` (a JSON object).
+    public static func load(flags: [String: String], environment: [String: String], file: JSONValue?) throws(ConfigurationError) -> GatewayConfiguration {
+        var configuration = GatewayConfiguration()
+        var fileObject = JSONObject()
+        if let file {
+            guard case .object(let object) = file else { throw ConfigurationError(key: "config", message: "the config file must hold a JSON object") }
+            fileObject = object
+            let known = Set(Self.keys.map(\.name))
+            if let unknown = object.keys.first(where: { !known.contains($0) }) {
+                throw ConfigurationError(key: unknown, message: "is not a configuration key")
+            }
+        }
+        for key in Self.keys {
+            if let text = flags[key.name] {
+                try key.apply(&configuration, .text(text))
+            } else if let text = environment[key.environmentVariable] {
+                try key.apply(&configuration, .text(text))
+            } else if let json = fileObject[key.name] {
+                try key.apply(&configuration, .json(json))
+            }
+        }
+        return configuration
+    }
+}
+
+/// A configuration value that cannot be used, naming the key.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public let key: String
+    public let message: String
+    public var description: String { "configuration key '\(self.key)' \(self.message)" }
+}
+
+extension String {
+    fileprivate func replacingUnderscores() -> String { String(self.map { $0 == "_" ? "-" : $0 }) }
+    fileprivate func trimmingSpaces() -> String {
+        String(self.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+    }
+}

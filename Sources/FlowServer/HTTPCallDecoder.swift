@@ -1,0 +1,252 @@
+import FlowCore
+import FlowProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+
+/// Turns an HTTP request under `/api/` into a call (SPEC §6.1–§6.3): the URL names the
+/// application, endpoint and maybe the object id; the other fields come from `Flow-Request-*`
+/// headers or the query string; `data` is the body.
+///
+/// Failures come out in SPEC §3's order: body (`INVALID_JSON`), shape (`INVALID_REQUEST`,
+/// `UNKNOWN_METHOD`), then verb and sources (`METHOD_NOT_ALLOWED`, `AMBIGUOUS_REQUEST`).
+struct HTTPCallDecoder {
+    static let objectIDHeader = HTTPField.Name("Flow-Request-ObjectId")!
+    static let namespaceHeader = HTTPField.Name("Flow-Request-Namespace")!
+    static let methodHeader = HTTPField.Name("Flow-Request-Method")!
+    static let parametersHeader = HTTPField.Name("Flow-Request-Parameters")!
+    static let requestIDHeader = HTTPField.Name("Flow-Request-Id")!
+
+    struct Failure: Error {
+        let error: FlowError
+        let requestid: FlowProtocol.RequestID?
+    }
+
+    let registry: EndpointRegistry
+    let maxJSONDepth: Int
+
+    /// The call for `request`, whose path after `/api/` is `apiPath` and whose body is `body`.
+    func decode(_ request: Request, apiPath: Substring, body: ByteBuffer, clientAddress: String?) throws(Failure) -> CallRequest {
+        let headers = request.headers
+        let query = request.uri.queryParameters
+        var sources = FieldSources()
+
+        let requestIDText = sources.single(headers[values: Self.requestIDHeader], query.getAll("requestid"), field: "requestid")
+        var requestid: FlowProtocol.RequestID?
+        if let requestIDText {
+            if requestIDText.count <= FlowProtocol.RequestID.maxLength {
+                requestid = .string(requestIDText)
+            } else {
+                sources.shapeError(FlowError(.invalidRequest, "Field 'requestid' must be at most \(FlowProtocol.RequestID.maxLength) characters"))
+            }
+        }
+        func fail(_ error: FlowError) -> Failure { Failure(error: error, requestid: requestid) }
+
+        // (1) the body
+        let data: JSONValue?
+        do throws(FlowError) { data = try self.decodeBody(body, contentType: headers[.contentType]) } catch { throw fail(error) }
+
+        // (2) the envelope's shape, read from path, headers and query
+        let target = self.resolve(apiPath)
+        let methodText = sources.single(headers[values: Self.methodHeader], query.getAll("method"), field: "method")
+        var objectIDs = headers[values: Self.objectIDHeader] + query.getAll("objectid")
+        if let pathObjectID = target.objectid { objectIDs.insert(pathObjectID, at: 0) }
+        let objectIDText = sources.single(objectIDs, [], field: "objectid")
+        let namespaceText = sources.single(headers[values: Self.namespaceHeader], query.getAll("namespace"), field: "namespace")
+        let parametersText = sources.single(headers[values: Self.parametersHeader], query.getAll("parameters"), field: "parameters")
+
+        var namespace = target.namespace
+        var method: Method?
+        var objectid: String?
+        do throws(FlowError) {
+            objectid = try Envelope.objectID(objectIDText)
+            if let named = try Envelope.namespace(namespaceText) {
+                if let namespace, namespace != named {
+                    sources.ambiguity("The namespace in the URL and the one in the header or query differ")
+                }
+                namespace = named
+            }
+        } catch {
+            sources.shapeError(error)
+        }
+        var parameters = Self.parameters(parametersText)
+        if let ifMatch = headers[.ifMatch] {
+            let rev = Self.entityTag(ifMatch)
+            switch parameters {
+            case nil: parameters = .object(["rev": .string(rev)])
+            case .object(var object):
+                if let given = object["rev"], given != .string(rev) { sources.ambiguity("If-Match and parameters.rev differ") }
+                object["rev"] = .string(rev)
+                parameters = .object(object)
+            default: sources.ambiguity("If-Match cannot be combined with string parameters")
+            }
+        }
+        if let error = sources.firstShapeError { throw fail(error) }
+        do throws(FlowError) { method = try methodText.map { text throws(FlowError) in try Envelope.method(text) } } catch { throw fail(error) }
+
+        // (3) the verb, then fields given twice
+        let resolvedMethod: Method
+        do throws(FlowError) { resolvedMethod = try Self.method(for: request.method, given: method, hasObjectID: objectid != nil) } catch { throw fail(error) }
+        let credential: Credential?
+        do throws(FlowError) { credential = try CredentialSources.credential(headers: headers, query: query) } catch { throw fail(error) }
+        if let ambiguity = sources.firstAmbiguity { throw fail(ambiguity) }
+
+        let envelope = Envelope(
+            method: resolvedMethod, namespace: namespace, objectid: objectid, token: nil,
+            parameters: parameters, data: data, requestid: requestid
+        )
+        return CallRequest(
+            envelope: envelope,
+            origin: CallOrigin(transport: .http, credential: credential, clientAddress: clientAddress),
+            application: target.application,
+            unresolvedPath: target.unresolved
+        )
+    }
+
+    // MARK: URL
+
+    struct Target {
+        var application: String
+        var namespace: Namespace?
+        var objectid: String?
+        var unresolved = false
+    }
+
+    /// SPEC §6.1: the path after `/api/<application>/` is a namespace of that application, or a
+    /// namespace plus a final object-id segment; a trailing `/` always means no object id.
+    func resolve(_ apiPath: Substring) -> Target {
+        guard let slash = apiPath.firstIndex(of: "/") else { return Target(application: String(apiPath)) }
+        let application = String(apiPath[..<slash])
+        let remainder = apiPath[apiPath.index(after: slash)...]
+        if remainder.isEmpty { return Target(application: application) }
+        if remainder.hasSuffix("/") {
+            guard let namespace = Namespace(remainder), self.registry.contains(namespace, application: application) else {
+                return Target(application: application, unresolved: true)
+            }
+            return Target(application: application, namespace: namespace)
+        }
+        if let namespace = Namespace(remainder), self.registry.contains(namespace, application: application) {
+            return Target(application: application, namespace: namespace)
+        }
+        guard let lastSlash = remainder.lastIndex(of: "/"),
+            let namespace = Namespace(remainder[..<lastSlash]), self.registry.contains(namespace, application: application),
+            let objectid = String(remainder[remainder.index(after: lastSlash)...]).removingPercentEncoding
+        else {
+            return Target(application: application, unresolved: true)
+        }
+        return Target(application: application, namespace: namespace, objectid: objectid)
+    }
+
+    // MARK: Verb
+
+    /// SPEC §6.3's verb table.
+    static func method(for verb: HTTPRequest.Method, given: Method?, hasObjectID: Bool) throws(FlowError) -> Method {
+        let allowed: [Method]
+        let fallback: Method
+        switch verb {
+        case .get:
+            allowed = [.list, .open, .index, .delete]
+            fallback = hasObjectID ? .open : .list
+        case .post:
+            allowed = [.create, .update, .run]
+            fallback = hasObjectID ? .update : .create
+        case .put, .patch:
+            allowed = [.update]
+            fallback = .update
+        case .delete:
+            allowed = [.delete]
+            fallback = .delete
+        default:
+            throw FlowError(.methodNotAllowed, "HTTP \(verb.rawValue) cannot carry a call; use GET, POST, PUT, PATCH or DELETE")
+        }
+        guard let given else { return fallback }
+        guard allowed.contains(given) else {
+            throw FlowError(.methodNotAllowed, "HTTP \(verb.rawValue) cannot carry \(given.rawValue); it carries \(allowed.map(\.rawValue).joined(separator: ", "))")
+        }
+        return given
+    }
+
+    // MARK: Body and fields
+
+    func decodeBody(_ body: ByteBuffer, contentType: String?) throws(FlowError) -> JSONValue? {
+        guard body.readableBytes > 0 else { return nil }
+        let mediaType = contentType?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if mediaType == "application/x-www-form-urlencoded" {
+            guard let text = body.getString(at: body.readerIndex, length: body.readableBytes),
+                String(validating: body.readableBytesView, as: UTF8.self) != nil
+            else {
+                throw FlowError(.invalidJSON, "The body is not UTF-8")
+            }
+            return try Self.formObject(text)
+        }
+        let maxDepth = self.maxJSONDepth
+        let result = body.withUnsafeReadableBytes { bytes -> Result<JSONValue, JSONParseError> in
+            do throws(JSONParseError) { return .success(try JSONValue(parsing: bytes, maxDepth: maxDepth)) } catch { return .failure(error) }
+        }
+        switch result {
+        case .success(let value): return value == .null ? nil : value
+        case .failure(let error): throw FlowError(.invalidJSON, "Invalid JSON body: \(error)")
+        }
+    }
+
+    /// `application/x-www-form-urlencoded` → an object of strings (the last value of a repeated key wins).
+    static func formObject(_ text: String) throws(FlowError) -> JSONValue {
+        var object = JSONObject()
+        for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ part: Substring) throws(FlowError) -> String {
+                guard let decoded = part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding else {
+                    throw FlowError(.invalidRequest, "The form body has a bad percent-encoding")
+                }
+                return decoded
+            }
+            object[try decode(parts[0])] = .string(parts.count > 1 ? try decode(parts[1]) : "")
+        }
+        return .object(object)
+    }
+
+    /// `Flow-Request-Parameters`: a JSON object or string, otherwise the text itself as a string.
+    static func parameters(_ text: String?) -> JSONValue? {
+        guard let text else { return nil }
+        if let value = try? JSONValue(parsing: text, maxDepth: JSONValue.defaultMaxDepth) {
+            switch value {
+            case .object, .string: return value
+            default: break
+            }
+        }
+        return .string(text)
+    }
+
+    /// An `If-Match` value without quotes or the weak prefix.
+    static func entityTag(_ value: String) -> String {
+        var tag = Substring(value.trimmingCharacters(in: .whitespaces))
+        if tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
+        if tag.count >= 2, tag.hasPrefix("\""), tag.hasSuffix("\"") { tag = tag.dropFirst().dropLast() }
+        return String(tag)
+    }
+}
+
+/// Collects a field's values from its sources and remembers the first conflict or shape error.
+private struct FieldSources {
+    private(set) var firstAmbiguity: FlowError?
+    private(set) var firstShapeError: FlowError?
+
+    /// The field's value when every non-empty source agrees; records AMBIGUOUS_REQUEST otherwise.
+    mutating func single(_ first: [String], _ second: [String], field: String) -> String? {
+        let values = (first + second).filter { !$0.isEmpty }
+        guard let value = values.first else { return nil }
+        if values.contains(where: { $0 != value }) {
+            self.ambiguity("Field '\(field)' is given in several places with different values")
+        }
+        return value
+    }
+
+    mutating func ambiguity(_ message: String) {
+        if self.firstAmbiguity == nil { self.firstAmbiguity = FlowError(.ambiguousRequest, message) }
+    }
+
+    mutating func shapeError(_ error: FlowError) {
+        if self.firstShapeError == nil { self.firstShapeError = error }
+    }
+}

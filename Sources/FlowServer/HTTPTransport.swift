@@ -1,0 +1,106 @@
+import FlowCore
+import FlowProtocol
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The HTTP transport (SPEC §6): every request under `/api/<application>/…` becomes a call
+/// through the same dispatcher as WebSocket frames, and its response body is the same bytes.
+struct HTTPTransport: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    static let flowErrorID = HTTPField.Name("Flow-Error-Id")!
+    static let flowUser = HTTPField.Name("Flow-User")!
+    static let exposedHeaders = "Flow-Request-Id, Flow-Error-Id, Flow-User"
+    static let allowedHeaders =
+        "Content-Type, Authorization, Flow-Auth-Token, Flow-Request-ObjectId, Flow-Request-Namespace, Flow-Request-Method, Flow-Request-Parameters, Flow-Request-Id, If-Match"
+
+    let dispatcher: Dispatcher
+    let configuration: GatewayConfiguration
+    let decoder: HTTPCallDecoder
+
+    init(dispatcher: Dispatcher, configuration: GatewayConfiguration) {
+        self.dispatcher = dispatcher
+        self.configuration = configuration
+        self.decoder = HTTPCallDecoder(registry: dispatcher.registry, maxJSONDepth: configuration.maxJSONDepth)
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        guard path.hasPrefix("/api/") else { return try await next(request, context) }
+        let apiPath = path.dropFirst(5)
+        // `/api/` and `/api/openapi.json` are discovery, not calls.
+        if apiPath.isEmpty || apiPath == "openapi.json" { return try await next(request, context) }
+        if request.method == .options { return self.preflight(request) }
+
+        let result: DispatchResult
+        do {
+            let body = try await self.collectBody(request)
+            let call = try self.decoder.decode(request, apiPath: apiPath, body: body, clientAddress: context.clientAddress)
+            result = await self.dispatcher.dispatch(call)
+        } catch let failure as HTTPCallDecoder.Failure {
+            let origin = CallOrigin(transport: .http, clientAddress: context.clientAddress)
+            result = DispatchResult(response: self.dispatcher.failure(failure.error, requestid: failure.requestid, origin: origin))
+        }
+        return self.response(result, for: request)
+    }
+
+    /// The body, at most `max_message_bytes` of it (`PAYLOAD_TOO_LARGE` past that).
+    private func collectBody(_ request: Request) async throws -> ByteBuffer {
+        let limit = self.configuration.maxMessageBytes
+        let tooLarge = HTTPCallDecoder.Failure(
+            error: FlowError(.payloadTooLarge, "The body is larger than \(limit) bytes"),
+            requestid: request.headers[HTTPCallDecoder.requestIDHeader].map { .string($0) }
+        )
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit { throw tooLarge }
+        do {
+            return try await request.body.collect(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw tooLarge
+        }
+    }
+
+    private func response(_ result: DispatchResult, for request: Request) -> Response {
+        let response = result.response
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json; charset=utf-8"
+        if let requestid = response.requestid { headers[HTTPCallDecoder.requestIDHeader] = requestid.description }
+        if let errorid = response.errorid { headers[Self.flowErrorID] = errorid }
+        if let username = result.username { headers[Self.flowUser] = username }
+        let status = response.success ? 200 : (response.errorcode?.httpStatus ?? 500)
+        if status == 401 { headers[.wwwAuthenticate] = "Basic realm=\"flowgate\"" }
+        self.addCORSHeaders(for: request, to: &headers)
+        var writer = JSONWriter(capacity: 256)
+        response.write(to: &writer)
+        return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: writer.bytes)))
+    }
+
+    // MARK: CORS
+
+    private func allowedOrigin(_ request: Request) -> String? {
+        guard let origin = request.headers[.origin] else { return nil }
+        let origins = self.configuration.corsOrigins
+        return origins.contains("*") || origins.contains(origin) ? origin : nil
+    }
+
+    private func addCORSHeaders(for request: Request, to headers: inout HTTPFields) {
+        guard let origin = self.allowedOrigin(request) else { return }
+        headers[.accessControlAllowOrigin] = origin
+        headers[.accessControlExposeHeaders] = Self.exposedHeaders
+        headers[.vary] = "Origin"
+    }
+
+    /// `OPTIONS`: the CORS preflight. Origins not in `cors_origins` get no CORS headers.
+    private func preflight(_ request: Request) -> Response {
+        var headers = HTTPFields()
+        headers[.allow] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+        if let origin = self.allowedOrigin(request) {
+            headers[.accessControlAllowOrigin] = origin
+            headers[.accessControlAllowMethods] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+            headers[.accessControlAllowHeaders] = request.headers[.accessControlRequestHeaders] ?? Self.allowedHeaders
+            headers[.accessControlMaxAge] = "600"
+            headers[.vary] = "Origin"
+        }
+        return Response(status: .noContent, headers: headers)
+    }
+}

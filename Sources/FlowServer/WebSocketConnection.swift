@@ -1,0 +1,135 @@
+import FlowCore
+import FlowProtocol
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import NIOWebSocket
+
+/// One WebSocket connection on `/ws` (SPEC §5): one task that reads frames, dispatches
+/// envelopes and returns when the socket closes.
+///
+/// Frames without `requestid` are handled one after the other, in the order received. Frames
+/// with one run concurrently, at most `max_in_flight` at a time; past that the connection
+/// stops reading (back-pressure) until one completes.
+struct WebSocketConnection {
+    let dispatcher: Dispatcher
+    let configuration: GatewayConfiguration
+    /// The namespace of `/ws/<namespace>`, used when a frame names none.
+    let defaultNamespace: Namespace?
+    /// The credential of the upgrade request; a frame's own `token` wins.
+    let socketCredential: Credential?
+    let clientAddress: String?
+    let logger: Logger
+
+    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+        var assembler = MessageAssembler(maxMessageBytes: self.configuration.maxMessageBytes)
+        var iterator = inbound.makeAsyncIterator()
+        await withTaskGroup(of: Void.self) { group in
+            var unreaped = 0
+            reading: while true {
+                let frame: WebSocketDataFrame?
+                do { frame = try await iterator.next() } catch { break reading }
+                guard let frame else { break reading }
+                switch assembler.append(opcode: .init(frame.opcode), data: frame.data, fin: frame.fin) {
+                case .incomplete:
+                    continue
+                case .close(let code, let reason):
+                    self.logger.debug("closing WebSocket", metadata: ["flow.ws.close": "\(code)", "flow.ws.reason": "\(reason)"])
+                    try? await outbound.close(code, reason: reason)
+                    break reading
+                case .message(.binary, _):
+                    let error = FlowError(.invalidRequest, "Binary frames are not supported: send each envelope as a JSON text frame")
+                    await self.send(self.dispatcher.failure(error, requestid: nil, origin: self.origin(nil)), to: outbound)
+                case .message(.text, let message):
+                    guard let request = await self.decode(message, outbound: outbound) else { continue }
+                    if request.envelope.requestid == nil {
+                        await self.send(await self.dispatcher.dispatch(request).response, to: outbound)
+                        continue
+                    }
+                    if unreaped >= self.configuration.maxInFlightPerSocket {
+                        await group.next()
+                        unreaped -= 1
+                    }
+                    unreaped += 1
+                    group.addTask {
+                        await self.send(await self.dispatcher.dispatch(request).response, to: outbound)
+                    }
+                }
+            }
+            // The client is gone: calls still running have nobody to answer.
+            group.cancelAll()
+        }
+    }
+
+    /// Decodes a text message into a call; answers the failures itself and returns nil for them.
+    private func decode(_ message: ByteBuffer, outbound: WebSocketOutboundWriter) async -> CallRequest? {
+        let maxDepth = self.configuration.maxJSONDepth
+        let decoded = message.withUnsafeReadableBytes { bytes -> Result<InboundFrame, EnvelopeDecodingError> in
+            do throws(EnvelopeDecodingError) {
+                return .success(try Envelope.decodeFrame(bytes, maxDepth: maxDepth))
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch decoded {
+        case .failure(let failure):
+            let response = self.dispatcher.failure(failure.error, requestid: failure.requestid, origin: self.origin(nil))
+            await self.send(response, to: outbound)
+            return nil
+        case .success(.provider):
+            // Provider frames answer calls this socket was sent; none are routed to sockets yet.
+            self.logger.debug("dropping provider frame from a socket with no registrations")
+            return nil
+        case .success(.envelope(var envelope)):
+            if envelope.namespace == nil { envelope.namespace = self.defaultNamespace }
+            return CallRequest(envelope: envelope, origin: self.origin(envelope.token))
+        }
+    }
+
+    private func origin(_ token: String?) -> CallOrigin {
+        CallOrigin(transport: .websocket, credential: token.map { .token($0) } ?? self.socketCredential, clientAddress: self.clientAddress)
+    }
+
+    private func send(_ response: Response, to outbound: WebSocketOutboundWriter) async {
+        var writer = JSONWriter(capacity: 256)
+        response.write(to: &writer)
+        let frame = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: writer.bytes))
+        do {
+            try await outbound.write(.custom(frame))
+        } catch {
+            self.logger.debug("could not write response: socket closed")
+        }
+    }
+}
+
+/// The diagnostics echo route: the same frame handling and limits as `/ws`, echoing each
+/// message back. Off unless `diagnostics_echo` is set; used for WebSocket conformance tests.
+struct EchoConnection {
+    let configuration: GatewayConfiguration
+
+    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+        var assembler = MessageAssembler(maxMessageBytes: self.configuration.maxMessageBytes)
+        do {
+            for try await frame in inbound {
+                switch assembler.append(opcode: .init(frame.opcode), data: frame.data, fin: frame.fin) {
+                case .incomplete: continue
+                case .close(let code, let reason):
+                    try await outbound.close(code, reason: reason)
+                    return
+                case .message(let kind, let message):
+                    try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: kind == .text ? .text : .binary, data: message)))
+                }
+            }
+        } catch {}
+    }
+}
+
+extension MessageAssembler.FrameOpcode {
+    init(_ opcode: WebSocketDataFrame.Opcode) {
+        switch opcode {
+        case .text: self = .text
+        case .binary: self = .binary
+        case .continuation: self = .continuation
+        }
+    }
+}
