@@ -73,6 +73,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Test doubles (endpoints, authenticator, policy) shared by the test targets.
+        .target(
+            name: "FlowTestSupport",
+            dependencies: ["FlowCore", "FlowProtocol", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/FlowTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "FlowProtocolTests",
             dependencies: ["FlowProtocol"],
@@ -81,13 +88,13 @@ let package = Package(
         ),
         .testTarget(
             name: "FlowCoreTests",
-            dependencies: ["FlowCore", "FlowProtocol"],
+            dependencies: ["FlowCore", "FlowProtocol", "FlowTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "FlowServerTests",
             dependencies: [
-                "FlowServer", "FlowCore", "FlowProtocol",
+                "FlowServer", "FlowCore", "FlowProtocol", "FlowTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "Logging", package: "swift-log"),

@@ -75,6 +75,14 @@ extension Envelope {
         return .envelope(try Self(decoding: object))
     }
 
+    /// Decodes one frame from a byte array; see ``decodeFrame(_:maxDepth:)-(UnsafeRawBufferPointer,_)``.
+    public static func decodeFrame(_ bytes: [UInt8], maxDepth: Int = JSONValue.defaultMaxDepth) throws(EnvelopeDecodingError) -> InboundFrame {
+        let result = bytes.withUnsafeBytes { raw in
+            Result { () throws(EnvelopeDecodingError) in try Self.decodeFrame(raw, maxDepth: maxDepth) }
+        }
+        return try result.get()
+    }
+
     /// Decodes an envelope from an already parsed JSON object.
     public init(decoding object: JSONObject) throws(EnvelopeDecodingError) {
         let requestid: RequestID?
@@ -85,7 +93,7 @@ extension Envelope {
             let objectid = try Self.objectID(Self.optionalString(object["objectid"], field: "objectid"))
             let token = try Self.optionalString(object["token"], field: "token")
             let parameters = try Self.parameters(object["parameters"])
-            let data = object["data"].flatMap { $0 == .null ? nil : $0 }
+            let data = object["data"].flatMap { value -> JSONValue? in value == .null ? nil : value }
             let method = try Self.method(methodText)
             self.init(
                 method: method, namespace: namespace, objectid: objectid, token: token,

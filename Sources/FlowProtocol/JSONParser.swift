@@ -19,6 +19,11 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
     /// Byte offset in the input where it went wrong.
     public let offset: Int
 
+    public init(reason: Reason, offset: Int) {
+        self.reason = reason
+        self.offset = offset
+    }
+
     public var description: String {
         switch self.reason {
         case .unexpectedEnd: "unexpected end of input"

@@ -123,7 +123,7 @@ extension Response {
         if !success && errorcode == nil { throw FlowError(.invalidRequest, "A failure response needs an 'errorcode'") }
         let requestid = try Envelope.requestID(object["requestid"])
         self.init(
-            status: status, success: success, data: object["data"].flatMap { $0 == .null ? nil : $0 },
+            status: status, success: success, data: object["data"].flatMap { value -> JSONValue? in value == .null ? nil : value },
             message: try string("message"), errorcode: errorcode, errorid: try string("errorid"),
             dataType: try string("dataType") ?? "JSON", paging: object["paging"], requestid: requestid
         )
