@@ -132,17 +132,18 @@ public final class Dispatcher: Sendable {
             throw FlowError(.shuttingDown, "The gateway is shutting down")
         }
         let envelope = request.envelope
-        guard let namespace = envelope.namespace else {
+        guard envelope.namespace != nil || request.unresolvedPath else {
             throw FlowError(.invalidRequest, "Field 'namespace' is required")
         }
-        var endpoint = request.unresolvedPath ? nil : self.registry.endpoint(for: namespace)
+        var endpoint = request.unresolvedPath ? nil : envelope.namespace.flatMap { self.registry.endpoint(for: $0) }
         if let application = request.application, endpoint?.definition.application != application { endpoint = nil }
         let isPublic = endpoint?.definition.isPublic(envelope.method) ?? false
 
         let identity = try await self.authenticate(request.origin, isPublic: isPublic)
         do {
-            guard let endpoint else { throw FlowError(.noSuchEndpoint, "No endpoint '\(namespace)'") }
+            guard let endpoint else { throw FlowError(.noSuchEndpoint, "No such endpoint") }
             let definition = endpoint.definition
+            let namespace = definition.namespace
             if !isPublic {
                 try self.policy.authorize(identity, method: envelope.method, objectid: envelope.objectid, endpoint: definition)
             }
