@@ -79,6 +79,21 @@ struct LiveGateway: Sendable {
         headers: HTTPFields = [:],
         _ body: @escaping @Sendable (TestSocket) async throws -> Void
     ) async throws -> WebSocketCloseFrame? {
+        try await LiveGatewayClient(port: self.port).webSocket(path, headers: headers, body)
+    }
+}
+
+/// A WebSocket client for a gateway listening on `port`.
+struct LiveGatewayClient {
+    let port: Int
+
+    /// Opens a WebSocket at `path`, runs `body` with it, and returns the close frame the server sent.
+    @discardableResult
+    func webSocket(
+        _ path: String = "/ws",
+        headers: HTTPFields = [:],
+        _ body: @escaping @Sendable (TestSocket) async throws -> Void
+    ) async throws -> WebSocketCloseFrame? {
         var configuration = WebSocketClientConfiguration()
         configuration.maxFrameSize = 1 << 22
         configuration.additionalHeaders = headers
