@@ -1,0 +1,65 @@
+import FlowProtocol
+import Testing
+
+@testable import FlowServer
+
+@Suite struct ConfigurationTests {
+    @Test func defaultsMatchTheSpec() {
+        let configuration = GatewayConfiguration()
+        #expect(configuration.host == "127.0.0.1")
+        #expect(configuration.port == 8080)
+        #expect(configuration.dataDirectory == "data")
+        #expect(configuration.endpointsDirectory == "Endpoints")
+        #expect(configuration.schemasDirectory == "Schemas")
+        #expect(configuration.maxMessageBytes == 1_048_576)
+        #expect(configuration.maxInFlightPerSocket == 128)
+        #expect(configuration.maxSockets == 10_000)
+        #expect(configuration.maxJSONDepth == 64)
+        #expect(configuration.callTimeout == .seconds(30))
+        #expect(configuration.pingInterval == .seconds(30))
+        #expect(!configuration.diagnosticsEcho)
+    }
+
+    @Test func flagsWinOverEnvironmentWhichWinsOverTheFile() throws {
+        let file: JSONValue = ["host": "0.0.0.0", "port": 9000, "data": "/file/data", "cors_origins": ["https://a.example"], "diagnostics_echo": true]
+        let configuration = try GatewayConfiguration.load(
+            flags: ["port": "9002"],
+            environment: ["FLOWGATE_PORT": "9001", "FLOWGATE_DATA": "/env/data", "FLOWGATE_CALL_TIMEOUT_MS": "1500", "OTHER": "x"],
+            file: file
+        )
+        #expect(configuration.port == 9002)
+        #expect(configuration.dataDirectory == "/env/data")
+        #expect(configuration.host == "0.0.0.0")
+        #expect(configuration.corsOrigins == ["https://a.example"])
+        #expect(configuration.diagnosticsEcho)
+        #expect(configuration.callTimeout == .milliseconds(1500))
+        let fromEnvironment = try GatewayConfiguration.load(flags: [:], environment: ["FLOWGATE_CORS_ORIGINS": "https://a.example, https://b.example"], file: nil)
+        #expect(fromEnvironment.corsOrigins == ["https://a.example", "https://b.example"])
+    }
+
+    @Test func badValuesNameTheKey() {
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: ["port": "http"], environment: [:], file: nil) }
+        do {
+            _ = try GatewayConfiguration.load(flags: [:], environment: ["FLOWGATE_MAX_IN_FLIGHT": "0"], file: nil)
+            Issue.record("accepted 0")
+        } catch {
+            #expect(error.key == "max_in_flight")
+        }
+        do {
+            _ = try GatewayConfiguration.load(flags: [:], environment: [:], file: ["prot": 1])
+            Issue.record("accepted an unknown key")
+        } catch {
+            #expect(error.description == "configuration key 'prot' is not a configuration key")
+        }
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: [:], environment: [:], file: ["port": "8080"]) }
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: [:], environment: [:], file: ["log_level": "loud"]) }
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: [:], environment: [:], file: [1, 2]) }
+    }
+
+    @Test func everyKeyHasAnEnvironmentTwinAndAFlagName() {
+        let names = GatewayConfiguration.keys.map(\.name)
+        #expect(Set(names).count == names.count)
+        #expect(GatewayConfiguration.keys.first { $0.name == "max_message_bytes" }?.environmentVariable == "FLOWGATE_MAX_MESSAGE_BYTES")
+        #expect(GatewayConfiguration.keys.first { $0.name == "max_message_bytes" }?.flag == "--max-message-bytes")
+    }
+}
