@@ -1,0 +1,102 @@
+import Foundation
+import Synchronization
+
+/// The real `flowgate` executable, started as a child process in a fresh temporary folder.
+final class DaemonProcess: Sendable {
+    let process: Process
+    let folder: URL
+    let port: Int
+    private let output: LogBuffer
+    private let stderr: Pipe
+
+    /// What the daemon wrote to standard error, appended to from the pipe's reader.
+    final class LogBuffer: Sendable {
+        private let text = Mutex("")
+        func append(_ data: Data) { self.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+        var value: String { self.text.withLock { $0 } }
+    }
+
+    /// Starts `flowgate serve --port 0 <arguments>` and waits until it listens.
+    static func start(_ arguments: [String] = []) async throws -> DaemonProcess {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let process = Process()
+        process.executableURL = try Self.binary()
+        process.arguments = ["serve", "--port", "0"] + arguments
+        process.currentDirectoryURL = folder
+        let stderr = Pipe()
+        process.standardError = stderr
+        process.standardOutput = FileHandle.nullDevice
+        let output = LogBuffer()
+        stderr.fileHandleForReading.readabilityHandler = { handle in output.append(handle.availableData) }
+        try process.run()
+        for _ in 0..<400 {
+            if let port = Self.port(in: output.value) {
+                return DaemonProcess(process: process, folder: folder, port: port, output: output, stderr: stderr)
+            }
+            guard process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        process.terminate()
+        throw StartFailed(log: output.value)
+    }
+
+    private init(process: Process, folder: URL, port: Int, output: LogBuffer, stderr: Pipe) {
+        self.process = process
+        self.folder = folder
+        self.port = port
+        self.output = output
+        self.stderr = stderr
+    }
+
+    /// Everything the daemon logged so far.
+    var log: String { self.output.value }
+
+    func signal(_ signal: Int32) {
+        kill(self.process.processIdentifier, signal)
+    }
+
+    /// Waits (bounded) for the process to end; its exit status, or nil if it is still running.
+    func waitForExit(timeout: Duration = .seconds(15)) async throws -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while self.process.isRunning && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        guard !self.process.isRunning else { return nil }
+        self.stderr.fileHandleForReading.readabilityHandler = nil
+        return self.process.terminationReason == .exit ? self.process.terminationStatus : -self.process.terminationStatus
+    }
+
+    /// Stops the daemon if it still runs and removes its folder.
+    func cleanUp() {
+        if self.process.isRunning {
+            self.process.terminate()
+            self.process.waitUntilExit()
+        }
+        self.stderr.fileHandleForReading.readabilityHandler = nil
+        try? FileManager.default.removeItem(at: self.folder)
+    }
+
+    struct StartFailed: Error, CustomStringConvertible {
+        let log: String
+        var description: String { "flowgate did not start listening:\n\(self.log)" }
+    }
+
+    static func port(in log: String) -> Int? {
+        guard let range = log.range(of: #"flow\.address=[0-9.]+:([0-9]+)"#, options: .regularExpression) else { return nil }
+        return Int(log[range].split(separator: ":").last ?? "")
+    }
+
+    /// The `flowgate` executable built next to this test bundle.
+    static func binary() throws -> URL {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("flowgate"),
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent(".build/debug/flowgate"),
+        ]
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: candidates.map(\.path).joined(separator: ", ")])
+        }
+        return found
+    }
+}
