@@ -73,8 +73,18 @@ public final class Dispatcher: Sendable {
 
     /// Dispatches one call and always answers: failures are responses, never thrown.
     public func dispatch(_ request: CallRequest) async -> DispatchResult {
+        await self.dispatch(request) { $0 }
+    }
+
+    /// Dispatches one call and hands the answer to `deliver` while the call still counts as in
+    /// flight, so a drain (``waitUntilIdle(deadline:)``) also waits for the answer to be sent.
+    public func dispatch<Delivered>(_ request: CallRequest, deliver: (DispatchResult) async -> Delivered) async -> Delivered {
         self.inFlight.add(1, ordering: .relaxed)
         defer { self.inFlight.subtract(1, ordering: .releasing) }
+        return await deliver(await self.answer(request))
+    }
+
+    private func answer(_ request: CallRequest) async -> DispatchResult {
         var username: String?
         do {
             let (reply, identity) = try await self.run(request)

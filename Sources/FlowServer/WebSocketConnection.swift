@@ -43,7 +43,7 @@ struct WebSocketConnection {
                 case .message(.text, let message):
                     guard let request = await self.decode(message, outbound: outbound) else { continue }
                     if request.envelope.requestid == nil {
-                        await self.send(await self.dispatcher.dispatch(request).response, to: outbound)
+                        await self.dispatcher.dispatch(request) { await self.send($0.response, to: outbound) }
                         continue
                     }
                     if unreaped >= self.configuration.maxInFlightPerSocket {
@@ -52,7 +52,7 @@ struct WebSocketConnection {
                     }
                     unreaped += 1
                     group.addTask {
-                        await self.send(await self.dispatcher.dispatch(request).response, to: outbound)
+                        await self.dispatcher.dispatch(request) { await self.send($0.response, to: outbound) }
                     }
                 }
             }

@@ -122,6 +122,18 @@ import Testing
         #expect(await slow.response.success)
     }
 
+    /// A drain must wait for answers to be sent, not only computed.
+    @Test func callsCountAsInFlightUntilTheirAnswerIsDelivered() async {
+        let during = await self.dispatcher.dispatch(CallRequest(
+            envelope: Envelope(method: .list, namespace: Namespace("test/echo")),
+            origin: CallOrigin(transport: .websocket, credential: .token("admin-token"))
+        )) { result in
+            (result.response.success, self.dispatcher.callsInFlight)
+        }
+        #expect(during == (true, 1))
+        #expect(self.dispatcher.callsInFlight == 0)
+    }
+
     @Test func tokensNeverReachTheLog() async {
         _ = await self.call(Envelope(method: .list, namespace: Namespace("nope/x")), credential: .token("wrong-secret-token"))
         _ = await self.call(Envelope(method: .list, namespace: Namespace("nope/x")), credential: .basic(username: "u", password: "hunter2"))

@@ -33,7 +33,7 @@ struct WebSocketTransportTests {
             try await live.webSocket { socket in
                 for index in 0..<64 {
                     let requestid = index % 2 == 0 ? "\"r\(index)\"" : "\(index)"
-                    try await socket.send(#"{"method":"OPEN","namespace":"test/echo","objectid":"o\#(index)","requestid":\#(requestid),"parameters":{"sleep_ms":\#(64 - index)}}"#)
+                    try await socket.send(#"{"method":"OPEN","namespace":"test/echo","objectid":"o\#(index)","requestid":\#(requestid),"parameters":{"sleep_ms":\#((64 - index) * 10)}}"#)
                 }
                 var answered: [String: String] = [:]
                 var order: [String] = []
