@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "flowgate", targets: ["flowgate"]),
         .library(name: "FlowProtocol", targets: ["FlowProtocol"]),
         .library(name: "FlowCore", targets: ["FlowCore"]),
+        .library(name: "FlowSchema", targets: ["FlowSchema"]),
         .library(name: "FlowServer", targets: ["FlowServer"]),
     ],
     dependencies: [
@@ -35,6 +36,12 @@ let package = Package(
             dependencies: [
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // JSON Schema draft 2020-12 validator. Pure.
+        .target(
+            name: "FlowSchema",
+            dependencies: ["FlowProtocol"],
             swiftSettings: swiftSettings
         ),
         // Endpoint protocol, registry, dispatcher, identity and the auth seams. No I/O.
@@ -84,6 +91,11 @@ let package = Package(
             name: "FlowProtocolTests",
             dependencies: ["FlowProtocol"],
             resources: [.copy("Golden")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlowSchemaTests",
+            dependencies: ["FlowSchema", "FlowProtocol"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
