@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "FlowProtocol", targets: ["FlowProtocol"]),
         .library(name: "FlowCore", targets: ["FlowCore"]),
         .library(name: "FlowSchema", targets: ["FlowSchema"]),
+        .library(name: "FlowStore", targets: ["FlowStore"]),
         .library(name: "FlowServer", targets: ["FlowServer"]),
     ],
     dependencies: [
@@ -28,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // Wire protocol: envelope, response, error codes, JSON value and codec. No I/O.
@@ -41,7 +43,17 @@ let package = Package(
         // JSON Schema draft 2020-12 validator. Pure.
         .target(
             name: "FlowSchema",
-            dependencies: ["FlowProtocol"],
+            dependencies: ["FlowProtocol", "FlowCore"],
+            swiftSettings: swiftSettings
+        ),
+        // The embedded SQLite store (GRDB): the only target importing GRDB.
+        .target(
+            name: "FlowStore",
+            dependencies: [
+                "FlowProtocol",
+                "FlowCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Endpoint protocol, registry, dispatcher, identity and the auth seams. No I/O.
@@ -59,6 +71,8 @@ let package = Package(
             dependencies: [
                 "FlowProtocol",
                 "FlowCore",
+                "FlowSchema",
+                "FlowStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -96,6 +110,11 @@ let package = Package(
         .testTarget(
             name: "FlowSchemaTests",
             dependencies: ["FlowSchema", "FlowProtocol"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlowStoreTests",
+            dependencies: ["FlowStore", "FlowCore", "FlowProtocol", "FlowSchema", "FlowTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,148 @@
+public import FlowProtocol
+import Foundation
+
+/// A collection declared in `Endpoints/` (SPEC §7): JSON objects stored by a ``CollectionStore``,
+/// validated by the collection's schema, searchable over its declared fields.
+public struct CollectionEndpoint: Endpoint {
+    public let definition: EndpointDefinition
+    let spec: CollectionSpec
+    let store: any CollectionStore
+    let validator: (any DataValidator)?
+
+    /// `definition.methods` must not include RUN (collections cannot run anything).
+    public init(definition: EndpointDefinition, searchFields: [String], store: any CollectionStore, validator: (any DataValidator)?) {
+        self.definition = definition
+        self.spec = CollectionSpec(name: definition.namespace.rawValue, searchFields: searchFields)
+        self.store = store
+        self.validator = validator
+    }
+
+    public func handle(_ call: Call, context: CallContext) async throws -> Reply {
+        switch call.method {
+        case .list:
+            let page = try await self.store.list(self.spec, query: try Self.listQuery(call.parameters))
+            var paging = JSONObject()
+            if let next = page.next { paging["next"] = .string(next) }
+            if let total = page.total { paging["total"] = .integer(Int64(total)) }
+            return Reply(data: .array(page.objects.map { .object($0) }), paging: .object(paging))
+        case .open:
+            return Reply(data: .object(try await self.existing(call.objectid!)))
+        case .index:
+            let object = try await self.existing(call.objectid!)
+            var fields = JSONObject()
+            for field in self.spec.searchFields { fields[field] = object[field] ?? .null }
+            return Reply(data: ["id": object["id"] ?? .null, "rev": object["rev"] ?? .null, "updated": object["updated"] ?? .null, "fields": .object(fields)])
+        case .create:
+            var fields = try Self.objectData(call.data)
+            let id: String
+            switch fields["id"] {
+            case nil, .null?: id = UUID().uuidString.lowercased()
+            case .string(let given)? where ObjectID.isValid(given): id = given
+            default: throw FlowError.validationFailed([DataProblem(path: "/id", message: "must be a string of 1-200 characters without control characters or '/'")])
+            }
+            fields = Self.withoutServerFields(fields)
+            try self.validate(fields)
+            return Reply(data: .object(try await self.store.insert(self.spec, id: id, fields: fields)))
+        case .update:
+            let patch = JSONValue.object(Self.withoutServerFields(try Self.objectData(call.data)))
+            let validator = self.validator
+            let stored = try await self.store.update(self.spec, id: call.objectid!, expectedRev: try Self.expectedRev(call.parameters)) { current in
+                guard case .object(let merged) = JSONValue.object(Self.withoutServerFields(current)).mergePatched(with: patch) else {
+                    throw FlowError(.internalError, "Merge patch did not produce an object")
+                }
+                if let problems = validator?.problems(with: .object(merged)), !problems.isEmpty { throw FlowError.validationFailed(problems) }
+                return merged
+            }
+            return Reply(data: .object(stored))
+        case .delete:
+            return Reply(data: .object(try await self.store.delete(self.spec, id: call.objectid!, expectedRev: try Self.expectedRev(call.parameters))))
+        case .run:
+            throw FlowError(.methodNotAllowed, "Collections do not support RUN")
+        }
+    }
+
+    private func existing(_ id: String) async throws -> JSONObject {
+        guard let object = try await self.store.object(self.spec, id: id) else {
+            throw FlowError(.doNotExist, "Object does not exist")
+        }
+        return object
+    }
+
+    private func validate(_ fields: JSONObject) throws(FlowError) {
+        if let problems = self.validator?.problems(with: .object(fields)), !problems.isEmpty { throw FlowError.validationFailed(problems) }
+    }
+
+    static func objectData(_ data: JSONValue?) throws(FlowError) -> JSONObject {
+        guard case .object(let object)? = data else {
+            throw FlowError(.invalidRequest, "A collection stores JSON objects: 'data' must be an object, not \(data?.typeName ?? "missing")")
+        }
+        return object
+    }
+
+    static func withoutServerFields(_ object: JSONObject) -> JSONObject {
+        object.filter { !ServerFields.all.contains($0.key) }
+    }
+
+    /// `parameters.rev` (or HTTP `If-Match`), when given.
+    static func expectedRev(_ parameters: JSONValue?) throws(FlowError) -> String? {
+        switch parameters?["rev"] {
+        case nil, .null?: return nil
+        case .string(let rev)?: return rev
+        case let other?: throw FlowError(.invalidRequest, "Parameter 'rev' must be a string, not \(other.typeName)")
+        }
+    }
+
+    /// SPEC §7.2's LIST parameters: `limit`, `cursor`, `sort`, `order`, `filter`, `search`.
+    static func listQuery(_ parameters: JSONValue?) throws(FlowError) -> ListQuery {
+        var query = ListQuery()
+        guard let parameters else { return query }
+        guard case .object(let object) = parameters else {
+            throw FlowError(.invalidRequest, "LIST parameters must be an object such as {\"limit\": 10}")
+        }
+        switch object["limit"] {
+        case nil, .null?: break
+        case .integer(let limit)? where (1...Int64(ListQuery.maxLimit)).contains(limit): query.limit = Int(limit)
+        default: throw FlowError(.invalidRequest, "Parameter 'limit' must be an integer from 1 to \(ListQuery.maxLimit)")
+        }
+        switch object["cursor"] {
+        case nil, .null?: break
+        case .string(let cursor)?: query.cursor = cursor
+        default: throw FlowError(.invalidRequest, "Parameter 'cursor' must be the string from paging.next")
+        }
+        switch object["sort"] {
+        case nil, .null?: break
+        case .string(let field)? where Self.isFieldName(field): query.sort = field
+        default: throw FlowError(.invalidRequest, "Parameter 'sort' must name a top-level field")
+        }
+        switch object["order"] {
+        case nil, .null?, "asc"?: break
+        case "desc"?: query.descending = true
+        default: throw FlowError(.invalidRequest, "Parameter 'order' must be \"asc\" or \"desc\"")
+        }
+        switch object["filter"] {
+        case nil, .null?: break
+        case .object(let filter)?:
+            for (field, value) in filter {
+                guard Self.isFieldName(field) else { throw FlowError(.invalidRequest, "Filter field '\(field.prefix(40))' must name a top-level field") }
+                switch value {
+                case .array, .object: throw FlowError(.invalidRequest, "Filter value of '\(field)' must be a string, number, boolean or null")
+                default: query.filter[field] = value
+                }
+            }
+        default: throw FlowError(.invalidRequest, "Parameter 'filter' must be an object of field: value")
+        }
+        switch object["search"] {
+        case nil, .null?: break
+        case .string(let text)?: query.search = text.isEmpty ? nil : text
+        default: throw FlowError(.invalidRequest, "Parameter 'search' must be a string")
+        }
+        return query
+    }
+
+    /// A top-level field name usable in sort and filter.
+    static func isFieldName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 64 else { return false }
+        let letters = CharacterSet.letters.union(["_"])
+        return letters.contains(first) && name.unicodeScalars.allSatisfy { letters.contains($0) || CharacterSet.decimalDigits.contains($0) || $0 == "-" }
+    }
+}

@@ -1,0 +1,84 @@
+public import FlowProtocol
+
+/// Storage for collections (SPEC §7): JSON objects with server fields `id`, `created`,
+/// `updated` and `rev`. SQLite is the embedded backend; another (PostgreSQL, SPEC §12) is a
+/// new conformance, not a change to the endpoints.
+///
+/// Every write is committed before it returns (SPEC §7.4), and a write with an expected `rev`
+/// checks and writes in one transaction (SPEC §7.3).
+public protocol CollectionStore: Sendable {
+    /// One page of a collection.
+    func list(_ collection: CollectionSpec, query: ListQuery) async throws -> ListPage
+    /// The object with `id`, or nil.
+    func object(_ collection: CollectionSpec, id: String) async throws -> JSONObject?
+    /// Stores a new object (server fields are set by the store). `ALREADY_EXISTS` when `id` is taken.
+    func insert(_ collection: CollectionSpec, id: String, fields: JSONObject) async throws -> JSONObject
+    /// Replaces an object's fields with what `change` makes of the current object, in one
+    /// transaction. `DO_NOT_EXIST` when missing; `CONFLICT` (with the current object) when
+    /// `expectedRev` is given and stale. Errors thrown by `change` roll back and propagate.
+    func update(
+        _ collection: CollectionSpec, id: String, expectedRev: String?,
+        change: @escaping @Sendable (JSONObject) throws -> JSONObject
+    ) async throws -> JSONObject
+    /// Deletes an object and returns it, with the same `DO_NOT_EXIST` / `CONFLICT` rules.
+    func delete(_ collection: CollectionSpec, id: String, expectedRev: String?) async throws -> JSONObject
+}
+
+/// What a store needs to know about a collection.
+public struct CollectionSpec: Sendable, Hashable {
+    /// The collection's key in storage: its namespace.
+    public var name: String
+    /// Top-level fields indexed for full-text `search`.
+    public var searchFields: [String]
+
+    public init(name: String, searchFields: [String] = []) {
+        self.name = name
+        self.searchFields = searchFields
+    }
+}
+
+/// LIST parameters (SPEC §7.2).
+public struct ListQuery: Sendable, Equatable {
+    public static let defaultLimit = 100
+    public static let maxLimit = 1000
+
+    public var limit: Int
+    /// An opaque cursor from a previous page's `paging.next`.
+    public var cursor: String?
+    /// A top-level field (or `id`, `created`, `updated`); nil for insertion order.
+    public var sort: String?
+    public var descending: Bool
+    /// Top-level field equals value, all of them.
+    public var filter: [String: JSONValue]
+    /// Full-text search over the collection's search fields.
+    public var search: String?
+
+    public init(limit: Int = ListQuery.defaultLimit, cursor: String? = nil, sort: String? = nil, descending: Bool = false, filter: [String: JSONValue] = [:], search: String? = nil) {
+        self.limit = limit
+        self.cursor = cursor
+        self.sort = sort
+        self.descending = descending
+        self.filter = filter
+        self.search = search
+    }
+}
+
+/// One page of a LIST.
+public struct ListPage: Sendable {
+    public var objects: [JSONObject]
+    /// The cursor of the next page; nil on the last one.
+    public var next: String?
+    /// How many objects match in all, when it was cheap to know (the first page).
+    public var total: Int?
+
+    public init(objects: [JSONObject], next: String?, total: Int?) {
+        self.objects = objects
+        self.next = next
+        self.total = total
+    }
+}
+
+/// The server fields of a stored object; clients may not set them.
+public enum ServerFields {
+    public static let all: Set<String> = ["id", "created", "updated", "rev"]
+}

@@ -1,0 +1,181 @@
+public import FlowCore
+public import FlowProtocol
+import Foundation
+public import GRDB
+
+/// The embedded store (SPEC §7): one SQLite database, WAL, schema only through migrations.
+///
+/// Objects live in one table keyed by (collection, id) with an insertion sequence for stable
+/// keyset paging; their search fields are mirrored into an FTS5 table in the same transaction.
+/// With `synchronous = NORMAL` in WAL mode a commit survives the process being killed (SPEC §7.4);
+/// only a power loss can take the last commits.
+public final class SQLiteStore: CollectionStore {
+    let writer: any DatabaseWriter
+
+    /// Opens (creating if needed) the database file `path` and migrates it.
+    public convenience init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        try self.init(writer: DatabasePool(path: path, configuration: configuration))
+    }
+
+    /// Uses `writer` (a `DatabasePool`, or a `DatabaseQueue` in tests) and migrates it.
+    public init(writer: any DatabaseWriter) throws {
+        self.writer = writer
+        try Self.migrator.migrate(writer)
+    }
+
+    /// The schema, one migration at a time; never changed in place once released.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: collections") { db in
+            try db.execute(sql: """
+                CREATE TABLE object (
+                    collection TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    rev TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    PRIMARY KEY (collection, id)
+                ) WITHOUT ROWID;
+                CREATE UNIQUE INDEX object_by_seq ON object (collection, seq);
+                CREATE TABLE counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE VIRTUAL TABLE object_search USING fts5 (
+                    collection UNINDEXED, id UNINDEXED, content, tokenize = 'unicode61 remove_diacritics 2'
+                );
+                """)
+        }
+        return migrator
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    public func isHealthy() async -> Bool {
+        (try? await self.writer.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
+    }
+
+    // MARK: Reads
+
+    public func object(_ collection: CollectionSpec, id: String) async throws -> JSONObject? {
+        try await self.writer.read { db in try Self.fetch(db, collection.name, id) }
+    }
+
+    public func list(_ collection: CollectionSpec, query: ListQuery) async throws -> ListPage {
+        try await self.writer.read { db in try ListStatement(collection: collection, query: query).run(db) }
+    }
+
+    // MARK: Writes
+
+    public func insert(_ collection: CollectionSpec, id: String, fields: JSONObject) async throws -> JSONObject {
+        try await self.writer.write { db in
+            guard try Self.fetch(db, collection.name, id) == nil else {
+                throw FlowError(.alreadyExists, "An object with that id already exists")
+            }
+            let now = Self.timestamp()
+            let object = Self.stored(fields, id: id, created: now, updated: now, rev: Self.newRev())
+            let seq = try Self.nextSequence(db)
+            try db.execute(
+                sql: "INSERT INTO object (collection, id, seq, rev, body) VALUES (?, ?, ?, ?, ?)",
+                arguments: [collection.name, id, seq, object["rev"]?.stringValue, Self.text(object)]
+            )
+            try Self.index(db, collection, id: id, object: object)
+            return object
+        }
+    }
+
+    public func update(
+        _ collection: CollectionSpec, id: String, expectedRev: String?,
+        change: @escaping @Sendable (JSONObject) throws -> JSONObject
+    ) async throws -> JSONObject {
+        try await self.writer.write { db in
+            let current = try Self.current(db, collection.name, id, expectedRev: expectedRev)
+            let fields = try change(current)
+            let object = Self.stored(
+                fields, id: id, created: current["created"]?.stringValue ?? Self.timestamp(), updated: Self.timestamp(), rev: Self.newRev()
+            )
+            try db.execute(
+                sql: "UPDATE object SET rev = ?, body = ? WHERE collection = ? AND id = ?",
+                arguments: [object["rev"]?.stringValue, Self.text(object), collection.name, id]
+            )
+            try Self.index(db, collection, id: id, object: object)
+            return object
+        }
+    }
+
+    public func delete(_ collection: CollectionSpec, id: String, expectedRev: String?) async throws -> JSONObject {
+        try await self.writer.write { db in
+            let current = try Self.current(db, collection.name, id, expectedRev: expectedRev)
+            try db.execute(sql: "DELETE FROM object WHERE collection = ? AND id = ?", arguments: [collection.name, id])
+            try db.execute(sql: "DELETE FROM object_search WHERE collection = ? AND id = ?", arguments: [collection.name, id])
+            return current
+        }
+    }
+
+    // MARK: Helpers
+
+    static func fetch(_ db: Database, _ collection: String, _ id: String) throws -> JSONObject? {
+        guard let body = try String.fetchOne(db, sql: "SELECT body FROM object WHERE collection = ? AND id = ?", arguments: [collection, id]) else {
+            return nil
+        }
+        return try Self.decode(body)
+    }
+
+    /// The stored object, checked against the expected rev (SPEC §7.3).
+    static func current(_ db: Database, _ collection: String, _ id: String, expectedRev: String?) throws -> JSONObject {
+        guard let current = try Self.fetch(db, collection, id) else { throw FlowError(.doNotExist, "Object does not exist") }
+        if let expectedRev, current["rev"]?.stringValue != expectedRev {
+            throw FlowError(.conflict, "The object changed since revision \(expectedRev.prefix(40)); the current object is in data", data: .object(current))
+        }
+        return current
+    }
+
+    static func decode(_ body: String) throws -> JSONObject {
+        guard case .object(let object) = try JSONValue(parsing: body, maxDepth: 512) else {
+            throw FlowError(.internalError, "Stored object is not a JSON object")
+        }
+        return object
+    }
+
+    /// Server fields first (id, created, updated, rev), then the object's own fields.
+    static func stored(_ fields: JSONObject, id: String, created: String, updated: String, rev: String) -> JSONObject {
+        var object: JSONObject = ["id": .string(id), "created": .string(created), "updated": .string(updated), "rev": .string(rev)]
+        for (key, value) in fields where !ServerFields.all.contains(key) { object[key] = value }
+        return object
+    }
+
+    static func text(_ object: JSONObject) -> String {
+        String(decoding: JSONValue.object(object).encoded(), as: UTF8.self)
+    }
+
+    static func nextSequence(_ db: Database) throws -> Int64 {
+        try db.execute(sql: "INSERT INTO counter (name, value) VALUES ('object', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1")
+        return try Int64.fetchOne(db, sql: "SELECT value FROM counter WHERE name = 'object'")!
+    }
+
+    /// Mirrors the search fields' text into the FTS5 table.
+    static func index(_ db: Database, _ collection: CollectionSpec, id: String, object: JSONObject) throws {
+        guard !collection.searchFields.isEmpty else { return }
+        try db.execute(sql: "DELETE FROM object_search WHERE collection = ? AND id = ?", arguments: [collection.name, id])
+        let content = collection.searchFields.compactMap { object[$0].map(Self.searchText) }.joined(separator: " ")
+        try db.execute(sql: "INSERT INTO object_search (collection, id, content) VALUES (?, ?, ?)", arguments: [collection.name, id, content])
+    }
+
+    static func searchText(_ value: JSONValue) -> String {
+        switch value {
+        case .string(let string): string
+        case .null: ""
+        case .array(let items): items.map(Self.searchText).joined(separator: " ")
+        default: value.description
+        }
+    }
+
+    static func timestamp() -> String {
+        Date.now.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+
+    static func newRev() -> String {
+        String(UInt64.random(in: 1 << 48..<1 << 52), radix: 36)
+    }
+}

@@ -1,0 +1,222 @@
+import FlowCore
+import FlowProtocol
+import FlowSchema
+import FlowStore
+import FlowTestSupport
+import Foundation
+import Testing
+
+/// A collection on a real database file with the real migrations, called through the dispatcher.
+struct CollectionHarness {
+    let folder: URL
+    let store: SQLiteStore
+    let dispatcher: Dispatcher
+
+    static let schema: JSONValue = [
+        "type": "object",
+        "required": ["name"],
+        "properties": ["name": ["type": "string", "minLength": 1], "ports": ["type": "integer", "minimum": 0], "site": ["type": "string"]],
+    ]
+
+    init(methods: Set<FlowProtocol.Method> = [.list, .open, .create, .update, .delete, .index]) throws {
+        self.folder = FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.folder, withIntermediateDirectories: true)
+        self.store = try SQLiteStore(path: self.folder.appendingPathComponent("flowgate.sqlite").path)
+        let registry = EndpointRegistry()
+        let definition = EndpointDefinition(namespace: Namespace("inventory/device")!, title: "Devices", kind: .collection, methods: methods, schema: Self.schema)
+        try registry.register(CollectionEndpoint(definition: definition, searchFields: ["name", "site"], store: self.store, validator: try JSONSchema(Self.schema)))
+        self.dispatcher = Dispatcher(registry: registry, authenticator: OpenAccessAuthenticator(), policy: OpenAccessPolicy(), logger: .silent)
+    }
+
+    func call(_ method: FlowProtocol.Method, _ objectid: String? = nil, parameters: JSONValue? = nil, data: JSONValue? = nil) async -> Response {
+        let envelope = Envelope(method: method, namespace: Namespace("inventory/device"), objectid: objectid, parameters: parameters, data: data)
+        return await self.dispatcher.dispatch(CallRequest(envelope: envelope, origin: CallOrigin(transport: .websocket))).response
+    }
+
+    func cleanUp() { try? FileManager.default.removeItem(at: self.folder) }
+}
+
+@Suite struct CollectionTests {
+    @Test func createOpenUpdateDeleteIndex() async throws {
+        let harness = try CollectionHarness()
+        defer { harness.cleanUp() }
+        let created = await harness.call(.create, data: ["name": "core-sw", "ports": 48, "site": "HQ", "rev": "ignored"])
+        #expect(created.success)
+        let object = try #require(created.data?.objectValue)
+        let id = try #require(object["id"]?.stringValue)
+        #expect(UUID(uuidString: id) != nil)
+        #expect(Array(object.keys.prefix(4)) == ["id", "created", "updated", "rev"])
+        #expect(object["rev"] != "ignored")
+        #expect(object["created"] == object["updated"])
+
+        #expect(await harness.call(.open, id).data == created.data)
+        let update = await harness.call(.update, id, data: ["ports": 52, "site": .null])
+        let updated = try #require(update.data?.objectValue)
+        #expect(updated["ports"] == 52)
+        #expect(updated["site"] == nil)
+        #expect(updated["name"] == "core-sw")
+        #expect(updated["created"] == object["created"])
+        #expect(updated["rev"] != object["rev"])
+
+        let index = await harness.call(.index, id)
+        #expect(index.data == ["id": .string(id), "rev": updated["rev"]!, "updated": updated["updated"]!, "fields": ["name": "core-sw", "site": .null]])
+
+        let deleted = await harness.call(.delete, id)
+        #expect(deleted.data == update.data)
+        #expect(await harness.call(.open, id).errorcode == .doNotExist)
+        #expect(await harness.call(.delete, id).errorcode == .doNotExist)
+        #expect(await harness.call(.update, id, data: ["name": "x"]).errorcode == .doNotExist)
+    }
+
+    @Test func clientChosenIDsAndClashes() async throws {
+        let harness = try CollectionHarness()
+        defer { harness.cleanUp() }
+        #expect(await harness.call(.create, data: ["id": "sw-1", "name": "a"]).data?["id"] == "sw-1")
+        let clash = await harness.call(.create, data: ["id": "sw-1", "name": "b"])
+        #expect(clash.errorcode == .alreadyExists)
+        #expect(await harness.call(.open, "sw-1").data?["name"] == "a")
+        #expect(await harness.call(.create, data: ["id": "a/b", "name": "c"]).errorcode == .validationFailed)
+        #expect(await harness.call(.create, data: ["id": 5, "name": "c"]).errorcode == .validationFailed)
+    }
+
+    @Test func validationOnCreateAndAfterMerging() async throws {
+        let harness = try CollectionHarness()
+        defer { harness.cleanUp() }
+        let bad = await harness.call(.create, data: ["ports": -1])
+        #expect(bad.errorcode == .validationFailed)
+        #expect(bad.data == ["errors": [["path": "/name", "message": "is required"], ["path": "/ports", "message": "must be at least 0"]]])
+        #expect(await harness.call(.create, data: "text").errorcode == .invalidRequest)
+        let id = try #require(await harness.call(.create, data: ["name": "ok"]).data?["id"]?.stringValue)
+        // Removing a required field by patch is refused, and nothing changes.
+        let removal = await harness.call(.update, id, data: ["name": .null])
+        #expect(removal.errorcode == .validationFailed)
+        #expect(await harness.call(.open, id).data?["name"] == "ok")
+        #expect(await harness.call(.run, id, data: [:]).errorcode == .methodNotAllowed)
+    }
+
+    @Test func staleRevIsConflictWithTheCurrentObject() async throws {
+        let harness = try CollectionHarness()
+        defer { harness.cleanUp() }
+        let first = try #require(await harness.call(.create, data: ["name": "a"]).data)
+        let id = try #require(first["id"]?.stringValue)
+        let rev = try #require(first["rev"]?.stringValue)
+        let second = await harness.call(.update, id, parameters: ["rev": .string(rev)], data: ["name": "b"])
+        #expect(second.success)
+        let stale = await harness.call(.update, id, parameters: ["rev": .string(rev)], data: ["name": "c"])
+        #expect(stale.errorcode == .conflict)
+        #expect(stale.data == second.data)
+        #expect(await harness.call(.delete, id, parameters: ["rev": .string(rev)]).errorcode == .conflict)
+        #expect(await harness.call(.update, id, parameters: ["rev": 5], data: ["name": "c"]).errorcode == .invalidRequest)
+        let currentRev = try #require(second.data?["rev"])
+        #expect(await harness.call(.delete, id, parameters: ["rev": currentRev]).success)
+    }
+
+    /// Eight writers race on one object with `rev`: per round exactly one wins, nothing is lost.
+    @Test func concurrentWritersWithRevOneWinsPerRound() async throws {
+        let harness = try CollectionHarness()
+        defer { harness.cleanUp() }
+        let id = try #require(await harness.call(.create, data: ["name": "counter", "ports": 0]).data?["id"]?.stringValue)
+        for round in 1...10 {
+            let current = try #require(await harness.call(.open, id).data)
+            let rev = try #require(current["rev"])
+            let ports = try #require(current["ports"].flatMap { if case .integer(let value) = $0 { value } else { nil } })
+            let results = await withTaskGroup(of: Response.self, returning: [Response].self) { group in
+                for _ in 0..<8 {
+                    group.addTask { await harness.call(.update, id, parameters: ["rev": rev], data: ["ports": .integer(ports + 1)]) }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(results.filter(\.success).count == 1, "round \(round)")
+            #expect(results.filter { $0.errorcode == .conflict }.count == 7, "round \(round)")
+        }
+        #expect(await harness.call(.open, id).data?["ports"] == 10)
+    }
+
+    @Test func listPagingSortFilterAndSearch() async throws {
+        let harness = try CollectionHarness()
+        defer { harness.cleanUp() }
+        let sites = ["Zürich", "Berlin", "Oslo"]
+        for index in 0..<25 {
+            let response = await harness.call(.create, data: ["id": .string(String(format: "d%02d", index)), "name": .string("switch \(index)"), "ports": .integer(Int64(index % 5)), "site": .string(sites[index % 3])])
+            #expect(response.success)
+        }
+        let first = await harness.call(.list, parameters: ["limit": 10])
+        #expect(first.data?.arrayValue?.count == 10)
+        #expect(first.paging?["total"] == 25)
+        #expect(first.data?.arrayValue?.first?["id"] == "d00")
+        let next = try #require(first.paging?["next"])
+        let second = await harness.call(.list, parameters: ["limit": 10, "cursor": next])
+        #expect(second.data?.arrayValue?.first?["id"] == "d10")
+        #expect(second.paging?["total"] == nil)
+
+        let byPortsDesc = await harness.call(.list, parameters: ["sort": "ports", "order": "desc", "limit": 7])
+        #expect(byPortsDesc.data?.arrayValue?.prefix(5).allSatisfy { $0["ports"] == 4 } == true)
+        let filtered = await harness.call(.list, parameters: ["filter": ["site": "Oslo", "ports": 2]])
+        #expect(filtered.data?.arrayValue?.map { $0["id"]! } == ["d02", "d17"])
+
+        let search = await harness.call(.list, parameters: ["search": "zuri"])
+        #expect(search.data?.arrayValue?.count == 9)
+        #expect(search.paging?["total"] == 9)
+        let words = await harness.call(.list, parameters: ["search": "switch 1 berl"])
+        #expect(words.data?.arrayValue?.map { $0["id"]! } == ["d01", "d10", "d13", "d16", "d19"])
+        #expect(await harness.call(.list, parameters: ["search": "\" OR ( *"]).success)
+
+        for bad: JSONValue in [["limit": 0], ["limit": 1001], ["order": "up"], ["sort": "a b"], ["cursor": "nonsense"], ["filter": ["a": [1]]], "text"] {
+            #expect(await harness.call(.list, parameters: bad).errorcode == .invalidRequest, "\(bad)")
+        }
+    }
+
+    /// Keyset paging: walking to the end while another task inserts returns every row that
+    /// existed before the walk exactly once.
+    @Test(arguments: [nil, "name", "id"] as [String?])
+    func pagingIsStableUnderConcurrentInserts(sort: String?) async throws {
+        let harness = try CollectionHarness()
+        defer { harness.cleanUp() }
+        var existing = Set<String>()
+        for index in 0..<120 {
+            let id = try #require(await harness.call(.create, data: ["name": .string("n\(1000 - index)")]).data?["id"]?.stringValue)
+            existing.insert(id)
+        }
+        let inserter = Task {
+            for index in 0..<120 { _ = await harness.call(.create, data: ["name": .string("new \(index)")]) }
+        }
+        var seen: [String] = []
+        var cursor: JSONValue?
+        repeat {
+            var parameters: JSONObject = ["limit": 7]
+            if let sort { parameters["sort"] = .string(sort) }
+            if let cursor { parameters["cursor"] = cursor }
+            let page = await harness.call(.list, parameters: .object(parameters))
+            #expect(page.success)
+            seen += page.data?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []
+            cursor = page.paging?["next"]
+        } while cursor != nil
+        await inserter.value
+        #expect(Set(seen).count == seen.count, "no duplicates")
+        #expect(existing.isSubset(of: Set(seen)), "no pre-existing row skipped")
+    }
+}
+
+@Suite struct MergePatchTests {
+    /// RFC 7386 appendix A.
+    @Test(arguments: [
+        (#"{"a":"b"}"#, #"{"a":"c"}"#, #"{"a":"c"}"#),
+        (#"{"a":"b"}"#, #"{"b":"c"}"#, #"{"a":"b","b":"c"}"#),
+        (#"{"a":"b"}"#, #"{"a":null}"#, #"{}"#),
+        (#"{"a":"b","b":"c"}"#, #"{"a":null}"#, #"{"b":"c"}"#),
+        (#"{"a":["b"]}"#, #"{"a":"c"}"#, #"{"a":"c"}"#),
+        (#"{"a":"c"}"#, #"{"a":["b"]}"#, #"{"a":["b"]}"#),
+        (#"{"a":{"b":"c"}}"#, #"{"a":{"b":"d","c":null}}"#, #"{"a":{"b":"d"}}"#),
+        (#"{"a":[{"b":"c"}]}"#, #"{"a":[1]}"#, #"{"a":[1]}"#),
+        (#"["a","b"]"#, #"["c","d"]"#, #"["c","d"]"#),
+        (#"{"a":"b"}"#, #"["c"]"#, #"["c"]"#),
+        (#"{"a":"foo"}"#, #"null"#, #"null"#),
+        (#"{"a":"foo"}"#, #""bar""#, #""bar""#),
+        (#"{"e":null}"#, #"{"a":1}"#, #"{"e":null,"a":1}"#),
+        (#"[1,2]"#, #"{"a":"b","c":null}"#, #"{"a":"b"}"#),
+        (#"{}"#, #"{"a":{"bb":{"ccc":null}}}"#, #"{"a":{"bb":{}}}"#),
+    ])
+    func rfc7386Examples(_ original: String, _ patch: String, _ result: String) throws {
+        #expect(try JSONValue(parsing: original).mergePatched(with: JSONValue(parsing: patch)) == JSONValue(parsing: result))
+    }
+}
