@@ -140,7 +140,7 @@ public struct CollectionEndpoint: Endpoint {
     }
 
     /// A top-level field name usable in sort and filter.
-    static func isFieldName(_ name: String) -> Bool {
+    public static func isFieldName(_ name: String) -> Bool {
         guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 64 else { return false }
         let letters = CharacterSet.letters.union(["_"])
         return letters.contains(first) && name.unicodeScalars.allSatisfy { letters.contains($0) || CharacterSet.decimalDigits.contains($0) || $0 == "-" }

@@ -1,5 +1,7 @@
 public import FlowCore
 import FlowProtocol
+import FlowStore
+import Foundation
 public import Hummingbird
 import HummingbirdWebSocket
 public import Logging
@@ -31,6 +33,7 @@ public struct Gateway: Sendable {
         authenticator: any Authenticator,
         policy: any AuthorizationPolicy,
         registry: EndpointRegistry = EndpointRegistry(),
+        readiness: @escaping @Sendable () async -> Bool = { true },
         logger: Logger,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws {
@@ -50,9 +53,9 @@ public struct Gateway: Sendable {
         router.add(middleware: HTTPTransport(dispatcher: dispatcher, configuration: configuration))
         router.get("/healthz") { _, _ in Self.json(.ok, #"{"status":"ok"}"#) }
         router.get("/readyz") { _, _ in
-            dispatcher.isDraining
-                ? Self.json(.serviceUnavailable, #"{"ready":false,"reason":"draining"}"#)
-                : Self.json(.ok, #"{"ready":true,"endpoints":\#(registry.count)}"#)
+            if dispatcher.isDraining { return Self.json(.serviceUnavailable, #"{"ready":false,"reason":"draining"}"#) }
+            guard await readiness() else { return Self.json(.serviceUnavailable, #"{"ready":false,"reason":"database"}"#) }
+            return Self.json(.ok, #"{"ready":true,"endpoints":\#(registry.count)}"#)
         }
         let sockets = WebSocketRoutes(dispatcher: dispatcher, connections: connections, configuration: configuration, logger: logger)
         sockets.add(to: router)
@@ -69,6 +72,34 @@ public struct Gateway: Sendable {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger
+        )
+    }
+
+    /// The daemon as `flowgate serve` runs it: the declarative endpoints from `endpoints`/`schemas`
+    /// (throws ``EndpointCatalog/LoadError`` listing every problem), stored in `data/flowgate.sqlite`.
+    public static func build(
+        configuration: GatewayConfiguration,
+        authenticator: any Authenticator,
+        policy: any AuthorizationPolicy,
+        logger: Logger,
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) throws -> Gateway {
+        let catalog = try EndpointCatalog.load(endpoints: configuration.endpointsDirectory, schemas: configuration.schemasDirectory)
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        let store = try SQLiteStore(path: (configuration.dataDirectory as NSString).appendingPathComponent("flowgate.sqlite"))
+        let registry = EndpointRegistry()
+        for collection in catalog.collections {
+            try registry.register(
+                CollectionEndpoint(definition: collection.definition, searchFields: collection.searchFields, store: store, validator: collection.validator)
+            )
+        }
+        logger.info(
+            "endpoints loaded",
+            metadata: ["flow.collections": "\(catalog.collections.count)", "flow.schemas": "\(catalog.schemaCount)", "flow.data": "\(configuration.dataDirectory)"]
+        )
+        return try Gateway(
+            configuration: configuration, authenticator: authenticator, policy: policy, registry: registry,
+            readiness: { await store.isHealthy() }, logger: logger, onServerRunning: onServerRunning
         )
     }
 

@@ -172,7 +172,10 @@ struct HTTPCallDecoder {
     func decodeBody(_ body: ByteBuffer, contentType: String?) throws(FlowError) -> JSONValue? {
         guard body.readableBytes > 0 else { return nil }
         let mediaType = contentType?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-        if mediaType == "application/x-www-form-urlencoded" {
+        // `curl -d '{…}'` labels JSON as a form: a "form" that starts like JSON and parses is JSON.
+        let firstByte = body.readableBytesView.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
+        let looksLikeJSON = firstByte == UInt8(ascii: "{") || firstByte == UInt8(ascii: "[")
+        if mediaType == "application/x-www-form-urlencoded", !looksLikeJSON || (try? self.parseJSON(body)) == nil {
             guard let text = body.getString(at: body.readerIndex, length: body.readableBytes),
                 String(validating: body.readableBytesView, as: UTF8.self) != nil
             else {
@@ -180,14 +183,20 @@ struct HTTPCallDecoder {
             }
             return try Self.formObject(text)
         }
+        do {
+            let value = try self.parseJSON(body)
+            return value == .null ? nil : value
+        } catch {
+            throw FlowError(.invalidJSON, "Invalid JSON body: \(error)")
+        }
+    }
+
+    private func parseJSON(_ body: ByteBuffer) throws(JSONParseError) -> JSONValue {
         let maxDepth = self.maxJSONDepth
         let result = body.withUnsafeReadableBytes { bytes -> Result<JSONValue, JSONParseError> in
             do throws(JSONParseError) { return .success(try JSONValue(parsing: bytes, maxDepth: maxDepth)) } catch { return .failure(error) }
         }
-        switch result {
-        case .success(let value): return value == .null ? nil : value
-        case .failure(let error): throw FlowError(.invalidJSON, "Invalid JSON body: \(error)")
-        }
+        return try result.get()
     }
 
     /// `application/x-www-form-urlencoded` → an object of strings (the last value of a repeated key wins).

@@ -49,7 +49,9 @@ struct Serve: AsyncParsableCommand {
             as an anonymous identity. Do not expose this daemon beyond a trusted network.
             """
         )
-        let gateway = try Gateway(
+        let gateway: Gateway
+        do {
+            gateway = try Gateway.build(
             configuration: configuration,
             authenticator: OpenAccessAuthenticator(),
             policy: OpenAccessPolicy(),
@@ -57,7 +59,11 @@ struct Serve: AsyncParsableCommand {
             onServerRunning: { port in
                 logger.notice("flowgate listening", metadata: ["flow.address": "\(configuration.host):\(port)"])
             }
-        )
+            )
+        } catch let error as EndpointCatalog.LoadError {
+            logger.critical("refusing to start: the endpoint definitions have problems")
+            throw ValidationError(error.description)
+        }
         let group = ServiceGroup(
             configuration: .init(services: gateway.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )

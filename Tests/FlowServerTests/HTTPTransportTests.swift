@@ -146,6 +146,15 @@ struct HTTPTransportTests {
                 body: "name=core+switch&site=HQ%2F1&empty="
             )
             #expect(try form.envelope().data?["data"] == ["name": "core switch", "site": "HQ/1", "empty": ""])
+            // curl -d sends JSON labelled as a form: it is read as JSON.
+            let curlStyle = try await live.http(
+                "/api/test/test/echo/", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: #" {"name":"core","n":[1]}"#
+            )
+            #expect(try curlStyle.envelope().data?["data"] == ["name": "core", "n": [1]])
+            let formThatStartsWithABrace = try await live.http(
+                "/api/test/test/echo/", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: "{a=b"
+            )
+            #expect(try formThatStartsWithABrace.envelope().data?["data"] == ["{a": "b"])
             let noBody = try await live.http("/api/test/test/echo/", method: .post)
             #expect(noBody.head.status == .badRequest)
             #expect(try noBody.envelope().errorcode == .dataRequired)

@@ -1,0 +1,201 @@
+public import FlowCore
+public import FlowProtocol
+public import FlowSchema
+import Foundation
+
+/// The declarative endpoints: every `*.json` under `Endpoints/`, with their schemas from
+/// `Schemas/` (SPEC §7.1). Loading checks everything and reports every problem with its file
+/// and field, so `flowgate check` and a refused start say exactly what to fix.
+public struct EndpointCatalog: Sendable {
+    /// One collection, ready to be given a store.
+    public struct Collection: Sendable {
+        public let definition: EndpointDefinition
+        public let searchFields: [String]
+        public let validator: JSONSchema?
+        /// The definition file, relative to the endpoints folder.
+        public let file: String
+    }
+
+    /// Something wrong with a definition or schema file.
+    public struct Problem: Error, Sendable, Hashable, CustomStringConvertible {
+        public let file: String
+        public let field: String?
+        public let message: String
+        public var description: String { "\(self.file): \(self.field.map { "'\($0)' " } ?? "")\(self.message)" }
+    }
+
+    /// Loading found problems; the daemon does not start.
+    public struct LoadError: Error, CustomStringConvertible {
+        public let problems: [Problem]
+        public var description: String { self.problems.map(\.description).joined(separator: "\n") }
+    }
+
+    public let collections: [Collection]
+    /// How many schema files were compiled.
+    public let schemaCount: Int
+
+    static let definitionKeys: Set<String> = ["namespace", "title", "kind", "application", "schema", "methods", "search", "public", "scopes", "description"]
+
+    /// Loads and checks both folders; throws ``LoadError`` listing every problem. A missing
+    /// folder is an empty one.
+    public static func load(endpoints: String, schemas: String) throws(LoadError) -> EndpointCatalog {
+        var problems: [Problem] = []
+        var compiled: [String: (JSONValue, JSONSchema)] = [:]
+        for file in Self.jsonFiles(in: schemas) {
+            switch Self.readJSON(folder: schemas, file: file, label: "Schemas/" + file) {
+            case .failure(let problem): problems.append(problem)
+            case .success(let value):
+                do throws(SchemaError) {
+                    compiled[file] = (value, try JSONSchema(value))
+                } catch {
+                    problems.append(Problem(file: "Schemas/" + file, field: error.keyword, message: "at \(error.location.isEmpty ? "/" : error.location) \(error.message)"))
+                }
+            }
+        }
+        var collections: [Collection] = []
+        var owners: [Namespace: String] = [:]
+        for file in Self.jsonFiles(in: endpoints) {
+            switch Self.readJSON(folder: endpoints, file: file, label: "Endpoints/" + file) {
+            case .failure(let problem): problems.append(problem)
+            case .success(let value):
+                var reader = DefinitionReader(file: "Endpoints/" + file, value: value, schemas: compiled)
+                if let collection = reader.collection() {
+                    if let owner = owners[collection.definition.namespace] {
+                        reader.problem("namespace", "'\(collection.definition.namespace)' is already declared by \(owner)")
+                    } else {
+                        owners[collection.definition.namespace] = "Endpoints/" + file
+                        collections.append(collection)
+                    }
+                }
+                problems += reader.problems
+            }
+        }
+        guard problems.isEmpty else { throw LoadError(problems: problems) }
+        return EndpointCatalog(collections: collections, schemaCount: compiled.count)
+    }
+
+    /// The `*.json` files below `folder`, as sorted relative paths.
+    static func jsonFiles(in folder: String) -> [String] {
+        guard let enumerator = FileManager.default.enumerator(atPath: folder) else { return [] }
+        return enumerator.compactMap { $0 as? String }.filter { $0.hasSuffix(".json") }.sorted()
+    }
+
+    static func readJSON(folder: String, file: String, label: String) -> Result<JSONValue, Problem> {
+        guard let data = FileManager.default.contents(atPath: (folder as NSString).appendingPathComponent(file)) else {
+            return .failure(Problem(file: label, field: nil, message: "cannot be read"))
+        }
+        do {
+            return .success(try JSONValue(parsing: Array(data), maxDepth: 512))
+        } catch {
+            return .failure(Problem(file: label, field: nil, message: "is not valid JSON: \(error)"))
+        }
+    }
+}
+
+/// Reads one definition file, collecting problems instead of stopping at the first.
+struct DefinitionReader {
+    let file: String
+    let value: JSONValue
+    let schemas: [String: (JSONValue, JSONSchema)]
+    private(set) var problems: [EndpointCatalog.Problem] = []
+
+    init(file: String, value: JSONValue, schemas: [String: (JSONValue, JSONSchema)]) {
+        self.file = file
+        self.value = value
+        self.schemas = schemas
+    }
+
+    mutating func problem(_ field: String?, _ message: String) {
+        self.problems.append(EndpointCatalog.Problem(file: self.file, field: field, message: message))
+    }
+
+    mutating func collection() -> EndpointCatalog.Collection? {
+        guard case .object(let object) = self.value else {
+            self.problem(nil, "must hold a JSON object")
+            return nil
+        }
+        for key in object.keys where !EndpointCatalog.definitionKeys.contains(key) {
+            self.problem(key, "is not a definition field (expected one of \(EndpointCatalog.definitionKeys.sorted().joined(separator: ", ")))")
+        }
+        guard case .string(let text)? = object["namespace"], let namespace = Namespace(text) else {
+            self.problem("namespace", "is required: lowercase segments such as \"inventory/device\"")
+            return nil
+        }
+        let kind = object["kind"]?.stringValue ?? "collection"
+        guard kind == "collection" else {
+            self.problem("kind", object["kind"]?.stringValue == nil ? "must be a string" : "'\(kind)' is not supported by this version (collection is)")
+            return nil
+        }
+        let title = self.string(object, "title") ?? namespace.rawValue
+        let application = self.string(object, "application")
+        if let application, Namespace(application)?.segments.count != 1 {
+            self.problem("application", "must be one lowercase segment")
+        }
+        let allowed: Set<FlowProtocol.Method> = [.list, .open, .create, .update, .delete, .index]
+        let methods = self.methods(object, "methods") ?? allowed
+        if methods.contains(.run) { self.problem("methods", "RUN is not available on collections") }
+        let publicMethods = self.methods(object, "public") ?? []
+        if !publicMethods.isSubset(of: methods) { self.problem("public", "lists methods that are not in 'methods'") }
+        let searchFields = self.strings(object, "search") ?? []
+        for field in searchFields where !CollectionEndpoint.isFieldName(field) {
+            self.problem("search", "'\(field)' is not a top-level field name")
+        }
+        var scopes: [FlowProtocol.Method: String] = [:]
+        if let given = object["scopes"] {
+            if case .object(let entries) = given {
+                for (name, scope) in entries {
+                    guard let method = FlowProtocol.Method(rawValue: name), case .string(let text) = scope else {
+                        self.problem("scopes", "must map method names to scope strings")
+                        continue
+                    }
+                    scopes[method] = text
+                }
+            } else {
+                self.problem("scopes", "must be an object")
+            }
+        }
+        var schema: (JSONValue, JSONSchema)?
+        if let path = self.string(object, "schema") {
+            schema = self.schemas[path]
+            if schema == nil { self.problem("schema", "'\(path)' is not a schema file under Schemas/") }
+        }
+        guard self.problems.isEmpty else { return nil }
+        let definition = EndpointDefinition(
+            namespace: namespace, application: application, title: title, kind: .collection, methods: methods,
+            publicMethods: publicMethods, scopeOverrides: scopes, schema: schema?.0
+        )
+        return EndpointCatalog.Collection(definition: definition, searchFields: searchFields, validator: schema?.1, file: self.file)
+    }
+
+    private mutating func string(_ object: JSONObject, _ field: String) -> String? {
+        switch object[field] {
+        case nil: return nil
+        case .string(let text)?: return text
+        default:
+            self.problem(field, "must be a string")
+            return nil
+        }
+    }
+
+    private mutating func strings(_ object: JSONObject, _ field: String) -> [String]? {
+        guard let value = object[field] else { return nil }
+        guard case .array(let items) = value, items.allSatisfy({ $0.stringValue != nil }) else {
+            self.problem(field, "must be an array of strings")
+            return nil
+        }
+        return items.compactMap(\.stringValue)
+    }
+
+    private mutating func methods(_ object: JSONObject, _ field: String) -> Set<FlowProtocol.Method>? {
+        guard let names = self.strings(object, field) else { return nil }
+        var methods = Set<FlowProtocol.Method>()
+        for name in names {
+            guard let method = FlowProtocol.Method(rawValue: name) else {
+                self.problem(field, "'\(name)' is not one of LIST, OPEN, UPDATE, DELETE, INDEX, CREATE, RUN")
+                continue
+            }
+            methods.insert(method)
+        }
+        return methods
+    }
+}

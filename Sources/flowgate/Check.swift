@@ -1,0 +1,31 @@
+import ArgumentParser
+import FlowCore
+import FlowServer
+import Foundation
+
+/// `flowgate check`: validates endpoint definitions and schemas without starting.
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the endpoint definitions and JSON Schemas; exit non-zero on any problem."
+    )
+
+    @Option(help: "Endpoint definitions folder (default ./Endpoints, or FLOWGATE_ENDPOINTS).") var endpoints: String?
+    @Option(help: "JSON Schema folder (default ./Schemas, or FLOWGATE_SCHEMAS).") var schemas: String?
+
+    func run() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let endpoints = self.endpoints ?? environment["FLOWGATE_ENDPOINTS"] ?? GatewayConfiguration().endpointsDirectory
+        let schemas = self.schemas ?? environment["FLOWGATE_SCHEMAS"] ?? GatewayConfiguration().schemasDirectory
+        do {
+            let catalog = try EndpointCatalog.load(endpoints: endpoints, schemas: schemas)
+            print("ok: \(catalog.collections.count) endpoint definition(s), \(catalog.schemaCount) schema(s)")
+            for collection in catalog.collections {
+                print("  \(collection.definition.namespace)  \(collection.file)")
+            }
+        } catch {
+            for problem in error.problems { print(problem) }
+            print("\(error.problems.count) problem(s)")
+            throw ExitCode(1)
+        }
+    }
+}
