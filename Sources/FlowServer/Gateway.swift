@@ -57,6 +57,15 @@ public struct Gateway: Sendable {
             guard await readiness() else { return Self.json(.serviceUnavailable, #"{"ready":false,"reason":"database"}"#) }
             return Self.json(.ok, #"{"ready":true,"endpoints":\#(registry.count)}"#)
         }
+        let openAPI: @Sendable (Request, GatewayRequestContext) async throws -> Response = { _, _ in
+            let document = OpenAPIDocument(endpoints: registry.all).json()
+            return Response(
+                status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: document.encoded()))
+            )
+        }
+        router.get("/api/", use: openAPI)
+        router.get("/api/openapi.json", use: openAPI)
         let sockets = WebSocketRoutes(dispatcher: dispatcher, connections: connections, configuration: configuration, logger: logger)
         sockets.add(to: router)
 

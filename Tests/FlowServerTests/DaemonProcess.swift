@@ -17,8 +17,8 @@ final class DaemonProcess: Sendable {
     }
 
     /// Starts `flowgate serve --port 0 <arguments>` and waits until it listens.
-    static func start(_ arguments: [String] = []) async throws -> DaemonProcess {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-test-\(UUID().uuidString)")
+    static func start(_ arguments: [String] = [], in existing: URL? = nil) async throws -> DaemonProcess {
+        let folder = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let process = Process()
         process.executableURL = try Self.binary()
@@ -37,8 +37,9 @@ final class DaemonProcess: Sendable {
             guard process.isRunning else { break }
             try await Task.sleep(for: .milliseconds(50))
         }
-        process.terminate()
-        throw StartFailed(log: output.value)
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        throw StartFailed(log: output.value, status: process.terminationStatus)
     }
 
     private init(process: Process, folder: URL, port: Int, output: LogBuffer, stderr: Pipe) {
@@ -67,24 +68,39 @@ final class DaemonProcess: Sendable {
         return self.process.terminationReason == .exit ? self.process.terminationStatus : -self.process.terminationStatus
     }
 
-    /// Stops the daemon if it still runs and removes its folder.
-    func cleanUp() {
+    /// Stops the daemon if it still runs and removes its folder (unless asked to keep it).
+    func cleanUp(keepFolder: Bool = false) {
         if self.process.isRunning {
             self.process.terminate()
             self.process.waitUntilExit()
         }
         self.stderr.fileHandleForReading.readabilityHandler = nil
-        try? FileManager.default.removeItem(at: self.folder)
+        if !keepFolder { try? FileManager.default.removeItem(at: self.folder) }
     }
 
     struct StartFailed: Error, CustomStringConvertible {
         let log: String
+        let status: Int32
         var description: String { "flowgate did not start listening:\n\(self.log)" }
     }
 
     static func port(in log: String) -> Int? {
         guard let range = log.range(of: #"flow\.address=[0-9.]+:([0-9]+)"#, options: .regularExpression) else { return nil }
         return Int(log[range].split(separator: ":").last ?? "")
+    }
+
+    /// Runs `flowgate <arguments>` to completion: (exit status, standard output + error).
+    static func run(_ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = try Self.binary()
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     /// The `flowgate` executable built next to this test bundle.

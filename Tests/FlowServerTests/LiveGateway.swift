@@ -37,7 +37,38 @@ struct LiveGateway: Sendable {
             configuration: configuration, authenticator: authenticator, policy: policy, registry: registry, logger: logger,
             onServerRunning: { portContinuation.yield($0) }
         )
-        let group = ServiceGroup(configuration: .init(services: gateway.services, logger: logger))
+        try await Self.serve(gateway, ports: ports, body)
+    }
+
+    /// The gateway exactly as `flowgate serve` builds it, on the repository's `Endpoints/` and
+    /// `Schemas/`, with its database in a fresh temporary folder.
+    static func runShipped(
+        configure: (inout GatewayConfiguration) -> Void = { _ in },
+        _ body: (LiveGateway) async throws -> Void
+    ) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-live-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var configuration = GatewayConfiguration()
+        configuration.port = 0
+        configuration.drainTimeout = .seconds(2)
+        configuration.endpointsDirectory = Self.repository.appendingPathComponent("Endpoints").path
+        configuration.schemasDirectory = Self.repository.appendingPathComponent("Schemas").path
+        configuration.dataDirectory = folder.appendingPathComponent("data").path
+        configure(&configuration)
+        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        let gateway = try Gateway.build(
+            configuration: configuration, authenticator: OpenAccessAuthenticator(), policy: OpenAccessPolicy(), logger: .silent,
+            onServerRunning: { portContinuation.yield($0) }
+        )
+        try await Self.serve(gateway, ports: ports, body)
+    }
+
+    static var repository: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    private static func serve(_ gateway: Gateway, ports: AsyncStream<Int>, _ body: (LiveGateway) async throws -> Void) async throws {
+        let group = ServiceGroup(configuration: .init(services: gateway.services, logger: .silent))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             var iterator = ports.makeAsyncIterator()

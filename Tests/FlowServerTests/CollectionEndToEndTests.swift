@@ -1,0 +1,174 @@
+import FlowCore
+import FlowProtocol
+import FlowServer
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import Synchronization
+import Testing
+
+/// The shipped `inventory/device` collection through the gateway `flowgate serve` builds.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct CollectionEndToEndTests {
+    static let device = #"{"name":"core-sw","serial":"SN-0001","site":"HQ","ports":48,"tags":["core"]}"#
+
+    @Test func crudOverHTTP() async throws {
+        try await LiveGateway.runShipped { live in
+            let base = "/api/inventory/inventory/device/"
+            let json: HTTPFields = [.contentType: "application/json"]
+            let created = try await live.http(base, method: .post, headers: json, body: Self.device)
+            #expect(created.head.status == .ok)
+            let object = try #require(try created.envelope().data)
+            let id = try #require(object["id"]?.stringValue)
+            let rev = try #require(object["rev"]?.stringValue)
+
+            #expect(try await live.http(base + id).envelope().data == object)
+            let seed = try await live.http("/api/inventory/inventory/device", headers: [.flowRequestObjectID: id, .flowRequestMethod: "OPEN"])
+            #expect(try seed.envelope().data == object)
+
+            let patched = try await live.http(base + id, method: .patch, headers: [.ifMatch: "\"\(rev)\""], body: #"{"ports":52,"site":null}"#)
+            let updated = try #require(try patched.envelope().data)
+            #expect(updated["ports"] == 52 && updated["site"] == nil)
+            let stale = try await live.http(base + id, method: .put, headers: [.ifMatch: rev], body: #"{"ports":1}"#)
+            #expect(stale.head.status == .conflict)
+            #expect(try stale.envelope().data == updated)
+
+            let invalid = try await live.http(base, method: .post, headers: json, body: #"{"name":"x","serial":"!","colour":"red"}"#)
+            #expect(invalid.head.status == .unprocessableContent)
+            let errors = try invalid.envelope().data?["errors"]?.arrayValue?.compactMap { $0["path"]?.stringValue }
+            #expect(Set(errors ?? []) == ["/serial", "/colour"])
+
+            let list = try await live.http(base, headers: [.flowRequestParameters: #"{"search":"core","limit":5}"#]).envelope()
+            #expect(list.data?.arrayValue?.count == 1)
+            #expect(list.paging?["total"] == 1)
+            let index = try await live.http(base + id, headers: [.flowRequestMethod: "INDEX"]).envelope()
+            #expect(index.data?["fields"]?["serial"] == "SN-0001")
+
+            #expect(try await live.http(base + id, method: .delete).envelope().data?["id"] == .string(id))
+            let gone = try await live.http(base + id)
+            #expect(gone.head.status == .notFound)
+            #expect(try gone.envelope().errorcode == .doNotExist)
+            let run = try await live.http(base + id, method: .post, headers: [.flowRequestMethod: "RUN"], body: "{}")
+            #expect(try run.envelope().errorcode == .methodNotAllowed)
+        }
+    }
+
+    @Test func crudOverWebSocketMatchesHTTP() async throws {
+        try await LiveGateway.runShipped { live in
+            let created = Mutex<Response?>(nil)
+            try await live.webSocket("/ws/inventory/device") { socket in
+                try await socket.send(#"{"method":"CREATE","data":\#(Self.device),"requestid":"c1"}"#)
+                let response = try await socket.receive()
+                created.withLock { $0 = response }
+                let id = try #require(response.data?["id"]?.stringValue)
+                try await socket.send(#"{"method":"UPDATE","objectid":"\#(id)","data":{"model":"X1"},"requestid":"u1"}"#)
+                #expect(try await socket.receive().data?["model"] == "X1")
+                try await socket.send(#"{"method":"LIST","parameters":{"filter":{"model":"X1"}}}"#)
+                #expect(try await socket.receive().data?.arrayValue?.count == 1)
+            }
+            let id = try #require(created.withLock { $0 }?.data?["id"]?.stringValue)
+            let overWS = Mutex<String?>(nil)
+            try await live.webSocket { socket in
+                try await socket.send(#"{"method":"OPEN","namespace":"inventory/device","objectid":"\#(id)","requestid":"same"}"#)
+                let text = try await socket.receiveText()
+                overWS.withLock { $0 = text }
+            }
+            let overHTTP = try await live.http("/api/inventory/inventory/device/\(id)", headers: [.flowRequestID: "same"]).bodyText
+            #expect(overWS.withLock { $0 } == overHTTP)
+        }
+    }
+
+    @Test func openAPIDocumentValidates() async throws {
+        try await LiveGateway.runShipped { live in
+            let response = try await live.http("/api/openapi.json")
+            #expect(response.head.status == .ok)
+            let document = try JSONValue(parsing: response.bodyText)
+            #expect(document["openapi"] == "3.1.0")
+            let paths = try #require(document["paths"]?.objectValue)
+            for path in ["/api/inventory/inventory/device/", "/api/inventory/inventory/device/{objectid}", "/api/system/system/endpoints/"] {
+                #expect(paths[path] != nil, "\(path)")
+            }
+            #expect(paths["/api/inventory/inventory/device/"]?["post"]?["requestBody"] != nil)
+            #expect(document["components"]?["schemas"]?["inventory.device"]?["properties"]?["serial"] != nil)
+            #expect(try await live.http("/api/").bodyText == response.bodyText)
+
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-\(UUID().uuidString).json")
+            defer { try? FileManager.default.removeItem(at: file) }
+            try Data(response.bodyText.utf8).write(to: file)
+            let script = "import json,sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(open(sys.argv[1])))\nprint('valid')"
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", "-c", script, file.path]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "openapi-spec-validator: \(output)")
+            #expect(output.contains("valid"))
+        }
+    }
+
+    /// SPEC §7.4: an acknowledged write survives `kill -9` right after the acknowledgement.
+    @Test func acknowledgedWritesSurviveSIGKILL() async throws {
+        let repository = LiveGateway.repository
+        let arguments = ["--endpoints", repository.appendingPathComponent("Endpoints").path, "--schemas", repository.appendingPathComponent("Schemas").path]
+        let first = try await DaemonProcess.start(arguments)
+        var ids: [String] = []
+        do {
+            let client = TestClient(host: "127.0.0.1", port: first.port)
+            client.connect()
+            for index in 0..<20 {
+                let body = #"{"name":"d\#(index)","serial":"SN-\#(index)00"}"#
+                let response = try await client.execute(.init("/api/inventory/inventory/device/", method: .post, headers: [.contentType: "application/json"], body: .init(string: body)))
+                let envelope = try response.envelope()
+                #expect(envelope.success)
+                ids.append(try #require(envelope.data?["id"]?.stringValue))
+            }
+            first.signal(SIGKILL)
+            try? await client.shutdown()
+        }
+        #expect(try await first.waitForExit() != 0)
+        first.cleanUp(keepFolder: true)
+
+        let second = try await DaemonProcess.start(arguments, in: first.folder)
+        defer { second.cleanUp() }
+        let client = TestClient(host: "127.0.0.1", port: second.port)
+        client.connect()
+        for (index, id) in ids.enumerated() {
+            let response = try await client.execute(.init("/api/inventory/inventory/device/\(id)", method: .get))
+            #expect(try response.envelope().data?["name"] == .string("d\(index)"))
+        }
+        try await client.shutdown()
+    }
+
+    @Test func checkPassesOnTheShippedFilesAndFailsOnBrokenOnes() async throws {
+        let repository = LiveGateway.repository
+        let (status, output) = try DaemonProcess.run(["check", "--endpoints", repository.appendingPathComponent("Endpoints").path, "--schemas", repository.appendingPathComponent("Schemas").path])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("inventory/device"))
+
+        let broken = FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-broken-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: broken) }
+        try FileManager.default.createDirectory(at: broken.appendingPathComponent("Endpoints"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: broken.appendingPathComponent("Schemas"), withIntermediateDirectories: true)
+        try Data(#"{"namespace":"shop/order","schema":"order.schema.json","methods":["LIST","FETCH"]}"#.utf8).write(to: broken.appendingPathComponent("Endpoints/order.json"))
+        try Data(#"{"type":"object","properties":{"total":{"minimum":"zero"}}}"#.utf8).write(to: broken.appendingPathComponent("Schemas/order.schema.json"))
+        let (badStatus, badOutput) = try DaemonProcess.run(["check", "--endpoints", broken.appendingPathComponent("Endpoints").path, "--schemas", broken.appendingPathComponent("Schemas").path])
+        #expect(badStatus != 0)
+        #expect(badOutput.contains("Endpoints/order.json: 'methods' 'FETCH'"), "\(badOutput)")
+        #expect(badOutput.contains("Schemas/order.schema.json: 'minimum'"), "\(badOutput)")
+
+        // serve refuses to start on the same files, naming them.
+        do {
+            let daemon = try await DaemonProcess.start(["--endpoints", broken.appendingPathComponent("Endpoints").path, "--schemas", broken.appendingPathComponent("Schemas").path])
+            daemon.cleanUp()
+            Issue.record("serve started with broken definitions")
+        } catch let error as DaemonProcess.StartFailed {
+            #expect(error.status != 0)
+            #expect(error.log.contains("Endpoints/order.json"))
+        }
+    }
+}
