@@ -38,7 +38,7 @@ public struct EndpointCatalog: Sendable {
 
     /// Loads and checks both folders; throws ``LoadError`` listing every problem. A missing
     /// folder is an empty one.
-    public static func load(endpoints: String, schemas: String) throws(LoadError) -> EndpointCatalog {
+    public static func load(endpoints: String, schemas: String, assertFormats: Bool = false) throws(LoadError) -> EndpointCatalog {
         var problems: [Problem] = []
         var compiled: [String: (JSONValue, JSONSchema)] = [:]
         for file in Self.jsonFiles(in: schemas) {
@@ -46,7 +46,7 @@ public struct EndpointCatalog: Sendable {
             case .failure(let problem): problems.append(problem)
             case .success(let value):
                 do throws(SchemaError) {
-                    compiled[file] = (value, try JSONSchema(value))
+                    compiled[file] = (value, try JSONSchema(value, assertFormats: assertFormats))
                 } catch {
                     problems.append(Problem(file: "Schemas/" + file, field: error.keyword, message: "at \(error.location.isEmpty ? "/" : error.location) \(error.message)"))
                 }

@@ -93,7 +93,9 @@ public struct Gateway: Sendable {
         logger: Logger,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws -> Gateway {
-        let catalog = try EndpointCatalog.load(endpoints: configuration.endpointsDirectory, schemas: configuration.schemasDirectory)
+        let catalog = try EndpointCatalog.load(
+            endpoints: configuration.endpointsDirectory, schemas: configuration.schemasDirectory, assertFormats: configuration.assertFormats
+        )
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         let store = try SQLiteStore(path: (configuration.dataDirectory as NSString).appendingPathComponent("flowgate.sqlite"))
         let registry = EndpointRegistry()

@@ -34,6 +34,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var corsOrigins: [String] = []
     /// `diagnostics_echo` — serve the WebSocket echo route `/diagnostics/echo` (conformance tests).
     public var diagnosticsEcho = false
+    /// `assert_formats` — make JSON Schema `format` (date-time, uuid, email) a check, not an annotation.
+    public var assertFormats = false
     /// `log_level` — trace, debug, info, notice, warning, error, critical.
     public var logLevel: Logger.Level = .info
 
@@ -152,6 +154,9 @@ extension GatewayConfiguration {
         },
         Key(name: "diagnostics_echo", summary: "serve the WebSocket echo route /diagnostics/echo (default false)") { config, value throws(ConfigurationError) in
             config.diagnosticsEcho = try value.bool("diagnostics_echo")
+        },
+        Key(name: "assert_formats", summary: "check JSON Schema format (date-time, uuid, email) instead of treating it as an annotation (default false)") { config, value throws(ConfigurationError) in
+            config.assertFormats = try value.bool("assert_formats")
         },
         Key(name: "log_level", summary: "trace, debug, info, notice, warning, error or critical (default info)") { config, value throws(ConfigurationError) in
             let text = try value.string("log_level")
