@@ -13,6 +13,7 @@ struct OpenAPIDocument {
         for endpoint in self.endpoints {
             let definition = endpoint.definition
             var dataSchema: JSONValue = [:]
+            var storedSchema: JSONValue = [:]
             if let schema = definition.schema {
                 let name = Self.componentName(definition.namespace, taken: schemas)
                 var embedded = Self.rebasingReferences(schema, under: "#/components/schemas/\(name)")
@@ -24,15 +25,20 @@ struct OpenAPIDocument {
                 }
                 schemas[name] = embedded
                 dataSchema = ["$ref": .string("#/components/schemas/\(name)")]
+                storedSchema = dataSchema
+                if definition.kind == .collection {
+                    schemas[name + ".stored"] = Self.withServerFields(embedded)
+                    storedSchema = ["$ref": .string("#/components/schemas/\(name).stored")]
+                }
             }
             let base = "/api/\(definition.application)/\(definition.namespace.rawValue)/"
-            let collectionPath = self.operations(endpoint, dataSchema: dataSchema, withObjectID: false)
+            let collectionPath = self.operations(endpoint, dataSchema: dataSchema, storedSchema: storedSchema, withObjectID: false)
             if !collectionPath.isEmpty { paths[base] = .object(collectionPath) }
-            var itemPath = self.operations(endpoint, dataSchema: dataSchema, withObjectID: true)
+            var itemPath = self.operations(endpoint, dataSchema: dataSchema, storedSchema: storedSchema, withObjectID: true)
             if !itemPath.isEmpty {
                 itemPath["parameters"] = [[
                     "name": "objectid", "in": "path", "required": true, "description": "The object's id (percent-encoded).",
-                    "schema": ["type": "string", "minLength": 1, "maxLength": 200],
+                    "schema": Self.objectIDSchema,
                 ]]
                 paths[base + "{objectid}"] = .object(itemPath)
             }
@@ -60,7 +66,7 @@ struct OpenAPIDocument {
     }
 
     /// The operations of one path: which verbs carry which of the endpoint's methods (SPEC §6.3).
-    private func operations(_ endpoint: any Endpoint, dataSchema: JSONValue, withObjectID: Bool) -> JSONObject {
+    private func operations(_ endpoint: any Endpoint, dataSchema: JSONValue, storedSchema: JSONValue, withObjectID: Bool) -> JSONObject {
         let definition = endpoint.definition
         let methods = definition.methods
         let verbs: [(String, [FlowProtocol.Method])] =
@@ -72,8 +78,8 @@ struct OpenAPIDocument {
             let available = carried.filter(methods.contains)
             guard let primary = available.first else { continue }
             let isList = primary == .list
-            var responseData: JSONValue = dataSchema
-            if isList { responseData = ["type": "array", "items": dataSchema] }
+            var responseData: JSONValue = storedSchema
+            if isList { responseData = ["type": "array", "items": storedSchema] }
             if primary == .index { responseData = [:] }
             var operation: JSONObject = [
                 "operationId": .string("\(definition.namespace.rawValue.replacing("/", with: "."))_\(verb)\(withObjectID ? "_item" : "")"),
@@ -82,7 +88,7 @@ struct OpenAPIDocument {
                     "Carries \(available.map(\.rawValue).joined(separator: ", ")) (default \(primary.rawValue); choose with Flow-Request-Method)."
                 ),
                 "tags": [.string(definition.application)],
-                "parameters": .array(Self.parameterReferences),
+                "parameters": .array(Self.parameterReferences + Self.methodParameters(available)),
                 "responses": .object(Self.responses(data: responseData)),
             ]
             if !definition.isPublic(primary) {
@@ -92,10 +98,8 @@ struct OpenAPIDocument {
                 let body: JSONValue = primary == .update ? ["type": "object", "description": "A JSON merge patch (RFC 7386) of the object."] : dataSchema
                 operation["requestBody"] = [
                     "required": true,
-                    "content": [
-                        "application/json": ["schema": body],
-                        "application/x-www-form-urlencoded": ["schema": ["type": "object", "additionalProperties": ["type": "string"]]],
-                    ],
+                    "description": "JSON (an application/x-www-form-urlencoded body is also accepted, as an object of strings).",
+                    "content": ["application/json": ["schema": body]],
                 ]
             }
             operations[verb] = .object(operation)
@@ -121,24 +125,48 @@ struct OpenAPIDocument {
         ["application/json": ["schema": schema]]
     }
 
-    /// SPEC §6.2's table as reusable parameters.
+    static let objectIDSchema: JSONValue = ["type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^/\\u0000-\\u001f\\u007f-\\u009f]+$"]
+
+    /// SPEC §6.2's table as reusable parameters (the method is per operation: ``methodParameters(_:)``).
     static let parameters: JSONObject = {
         var parameters = JSONObject()
-        let fields: [(String, String, String, String)] = [
-            ("FlowAuthToken", "Flow-Auth-Token", "token", "The caller's token (or use Authorization)."),
-            ("FlowRequestMethod", "Flow-Request-Method", "method", "LIST, OPEN, UPDATE, DELETE, INDEX, CREATE or RUN; the verb's default when absent."),
-            ("FlowRequestObjectId", "Flow-Request-ObjectId", "objectid", "The object id, instead of the last path segment."),
-            ("FlowRequestNamespace", "Flow-Request-Namespace", "namespace", "The namespace; must agree with the path."),
-            ("FlowRequestParameters", "Flow-Request-Parameters", "parameters", "Method options: a JSON object or a plain string."),
-            ("FlowRequestId", "Flow-Request-Id", "requestid", "Echoed in the response and the Flow-Request-Id header."),
+        let fields: [(String, String, String, String, JSONValue)] = [
+            ("FlowAuthToken", "Flow-Auth-Token", "token", "The caller's token (or use Authorization).", ["type": "string"]),
+            ("FlowRequestObjectId", "Flow-Request-ObjectId", "objectid", "The object id, instead of the last path segment; must agree with it.", Self.objectIDSchema),
+            (
+                "FlowRequestNamespace", "Flow-Request-Namespace", "namespace", "The namespace; must agree with the path.",
+                ["type": "string", "pattern": "^/?[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*){0,7}/?$", "maxLength": 202]
+            ),
+            ("FlowRequestParameters", "Flow-Request-Parameters", "parameters", "Method options: a JSON object (or a plain string).", ["type": "string"]),
+            ("FlowRequestId", "Flow-Request-Id", "requestid", "Echoed in the response and the Flow-Request-Id header.", ["type": "string", "maxLength": 128]),
         ]
-        for (name, header, query, description) in fields {
-            let schema: JSONValue = name == "FlowRequestMethod" ? ["enum": .array(FlowProtocol.Method.allCases.map { .string($0.rawValue) })] : ["type": "string"]
+        for (name, header, query, description, schema) in fields {
             parameters[name + "Header"] = ["name": .string(header), "in": "header", "required": false, "description": .string(description), "schema": schema]
             parameters[name + "Query"] = ["name": .string(query), "in": "query", "required": false, "description": .string(description), "schema": schema]
         }
         return parameters
     }()
+
+    /// `Flow-Request-Method` / `method`, limited to what this verb carries for this endpoint.
+    static func methodParameters(_ methods: [FlowProtocol.Method]) -> [JSONValue] {
+        let schema: JSONValue = ["enum": .array(methods.map { .string($0.rawValue) })]
+        let description: JSONValue = "The method; the verb's default when absent. Header and query must agree."
+        return [
+            ["name": "Flow-Request-Method", "in": "header", "required": false, "description": description, "schema": schema],
+            ["name": "method", "in": "query", "required": false, "description": description, "schema": schema],
+        ]
+    }
+
+    /// A collection object as stored: its own schema plus the server fields.
+    static func withServerFields(_ schema: JSONValue) -> JSONValue {
+        guard case .object(var object) = schema else { return schema }
+        var properties = object["properties"]?.objectValue ?? [:]
+        for field in ["id", "created", "updated", "rev"] {
+            properties[field] = ["type": "string", "readOnly": true]
+        }
+        object["properties"] = .object(properties)
+        return .object(object)
+    }
 
     static let parameterReferences: [JSONValue] = Self.parameters.keys.map { ["$ref": .string("#/components/parameters/\($0)")] }
 
