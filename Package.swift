@@ -101,6 +101,17 @@ let package = Package(
             path: "Tests/FlowTestSupport",
             swiftSettings: swiftSettings
         ),
+        // The raw-stack baseline of flowgate-bench (Benchmarks/README.md): Hummingbird with no gateway logic.
+        .executableTarget(
+            name: "flowgate-raw",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/RawServer"
+        ),
         .testTarget(
             name: "FlowProtocolTests",
             dependencies: ["FlowProtocol"],

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""WebSocket load generator for flowgate-bench (picows).
+
+Keeps CONNECTIONS sockets with IN_FLIGHT frames each in flight for DURATION seconds: every
+answer is immediately replaced by a new frame. Frames carry an integer "requestid" that the
+server echoes (the raw echo server returns the frame itself), which is how latency is matched.
+Prints one JSON object: messages/s, latency percentiles (ms), errors, and the client's CPU time.
+
+    ws_load.py URL FRAME_TEMPLATE --connections 16 --in-flight 4 --duration 10
+
+FRAME_TEMPLATE is the frame text with {rid} where the request id goes.
+Traffic goes only to the URL given; the caller keeps it on loopback.
+"""
+import argparse
+import asyncio
+import json
+import resource
+import time
+
+from picows import WSListener, WSMsgType, ws_connect
+
+
+class Client(WSListener):
+    def __init__(self, state, template):
+        self.state = state
+        self.template = template
+        self.sent = {}
+        self.transport = None
+
+    def on_ws_connected(self, transport):
+        self.transport = transport
+
+    def send_one(self):
+        state = self.state
+        state.next_id += 1
+        rid = state.next_id
+        self.sent[rid] = time.perf_counter()
+        self.transport.send(WSMsgType.TEXT, self.template.replace(b"{rid}", str(rid).encode()))
+
+    def on_ws_frame(self, transport, frame):
+        if frame.msg_type != WSMsgType.TEXT:
+            return
+        payload = frame.get_payload_as_bytes()
+        at = payload.find(b'"requestid":')
+        if at < 0:
+            self.state.errors += 1
+            return
+        end = at + 12
+        while end < len(payload) and payload[end] in b"0123456789":
+            end += 1
+        rid = int(payload[at + 12:end])
+        started = self.sent.pop(rid, None)
+        if started is None:
+            self.state.errors += 1
+            return
+        state = self.state
+        if b'"success":false' in payload:
+            state.errors += 1
+        now = time.perf_counter()
+        if state.measuring:
+            state.count += 1
+            state.latencies.append(now - started)
+        if state.running:
+            self.send_one()
+
+
+class State:
+    def __init__(self):
+        self.next_id = 0
+        self.count = 0
+        self.errors = 0
+        self.latencies = []
+        self.measuring = False
+        self.running = True
+
+
+async def run(url, template, connections, in_flight, duration, warmup):
+    state = State()
+    clients = []
+    for _ in range(connections):
+        transport, client = await ws_connect(lambda: Client(state, template), url)
+        clients.append((transport, client))
+    for _, client in clients:
+        for _ in range(in_flight):
+            client.send_one()
+    await asyncio.sleep(warmup)
+    cpu_start = resource.getrusage(resource.RUSAGE_SELF)
+    state.measuring = True
+    started = time.perf_counter()
+    await asyncio.sleep(duration)
+    state.measuring = False
+    elapsed = time.perf_counter() - started
+    cpu_end = resource.getrusage(resource.RUSAGE_SELF)
+    state.running = False
+    await asyncio.sleep(0.2)
+    for transport, _ in clients:
+        transport.disconnect()
+    latencies = sorted(state.latencies)
+
+    def percentile(p):
+        return round(latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000, 3) if latencies else None
+
+    return {
+        "messages": state.count,
+        "per_second": round(state.count / elapsed, 1),
+        "p50_ms": percentile(0.50),
+        "p99_ms": percentile(0.99),
+        "errors": state.errors,
+        "client_cpu_s": round((cpu_end.ru_utime - cpu_start.ru_utime) + (cpu_end.ru_stime - cpu_start.ru_stime), 3),
+        "seconds": round(elapsed, 3),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("url")
+    parser.add_argument("template")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--in-flight", type=int, default=4)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=1)
+    args = parser.parse_args()
+    if not (args.url.startswith("ws://127.") or args.url.startswith("ws://localhost") or args.url.startswith("ws://[::1]")):
+        parser.error("load goes to loopback only")
+    result = asyncio.run(run(args.url, args.template.encode(), args.connections, args.in_flight, args.duration, args.warmup))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
