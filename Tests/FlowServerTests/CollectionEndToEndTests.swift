@@ -99,16 +99,8 @@ struct CollectionEndToEndTests {
             defer { try? FileManager.default.removeItem(at: file) }
             try Data(response.bodyText.utf8).write(to: file)
             let script = "import json,sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(open(sys.argv[1])))\nprint('valid')"
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", "-c", script, file.path]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0, "openapi-spec-validator: \(output)")
+            let (status, output) = try DaemonProcess.runTool(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, file.path])
+            #expect(status == 0, "openapi-spec-validator: \(output)")
             #expect(output.contains("valid"))
         }
     }
@@ -118,21 +110,13 @@ struct CollectionEndToEndTests {
     @Test func schemathesisFindsNoServerErrorsAndNoUndocumentedResponses() async throws {
         let schemathesis = try #require(ConformanceTests.which("schemathesis"), "schemathesis is not installed: pip install schemathesis (.ci/run does)")
         try await LiveGateway.runShipped { live in
-            let process = Process()
-            process.executableURL = schemathesis
-            process.arguments = [
+            let (status, output) = try DaemonProcess.runTool(schemathesis, [
                 "run", "http://127.0.0.1:\(live.port)/api/openapi.json", "--max-examples", "8", "--workers", "1", "--seed", "1",
                 "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance",
-            ]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
+            ])
             let summary = output.components(separatedBy: "Test cases:").last ?? output
             print("schemathesis:\(summary.split(separator: "\n").prefix(2).joined(separator: " "))")
-            #expect(process.terminationStatus == 0, "\(output.suffix(3000))")
+            #expect(status == 0, "\(output.suffix(3000))")
         }
     }
 

@@ -91,8 +91,13 @@ final class DaemonProcess: Sendable {
 
     /// Runs `flowgate <arguments>` to completion: (exit status, standard output + error).
     static func run(_ arguments: [String]) throws -> (Int32, String) {
+        try Self.runTool(try Self.binary(), arguments)
+    }
+
+    /// Runs any program to completion: (exit status, standard output + error).
+    static func runTool(_ executable: URL, _ arguments: [String]) throws -> (Int32, String) {
         let process = Process()
-        process.executableURL = try Self.binary()
+        process.executableURL = executable
         process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe

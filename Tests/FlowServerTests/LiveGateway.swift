@@ -26,9 +26,7 @@ struct LiveGateway: Sendable {
         logger: Logger = .silent,
         _ body: (LiveGateway) async throws -> Void
     ) async throws {
-        var configuration = GatewayConfiguration()
-        configuration.port = 0
-        configuration.drainTimeout = .seconds(2)
+        var configuration = Self.testConfiguration
         configure(&configuration)
         let registry = EndpointRegistry()
         for endpoint in endpoints { try registry.register(endpoint) }
@@ -48,9 +46,7 @@ struct LiveGateway: Sendable {
     ) async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-live-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
-        var configuration = GatewayConfiguration()
-        configuration.port = 0
-        configuration.drainTimeout = .seconds(2)
+        var configuration = Self.testConfiguration
         configuration.endpointsDirectory = Self.repository.appendingPathComponent("Endpoints").path
         configuration.schemasDirectory = Self.repository.appendingPathComponent("Schemas").path
         configuration.dataDirectory = folder.appendingPathComponent("data").path
@@ -61,6 +57,14 @@ struct LiveGateway: Sendable {
             onServerRunning: { portContinuation.yield($0) }
         )
         try await Self.serve(gateway, ports: ports, body)
+    }
+
+    /// Defaults for tests: a free port, a short drain.
+    static var testConfiguration: GatewayConfiguration {
+        var configuration = GatewayConfiguration()
+        configuration.port = 0
+        configuration.drainTimeout = .seconds(2)
+        return configuration
     }
 
     static var repository: URL {
