@@ -44,12 +44,10 @@ public struct CollectionEndpoint: Endpoint {
             try self.validate(fields)
             return Reply(data: .object(try await self.store.insert(self.spec, id: id, fields: fields)))
         case .update:
-            let patch = JSONValue.object(Self.withoutServerFields(try Self.objectData(call.data)))
+            let patch = Self.withoutServerFields(try Self.objectData(call.data))
             let validator = self.validator
             let stored = try await self.store.update(self.spec, id: call.objectid!, expectedRev: try Self.expectedRev(call.parameters)) { current in
-                guard case .object(let merged) = JSONValue.object(Self.withoutServerFields(current)).mergePatched(with: patch) else {
-                    throw FlowError(.internalError, "Merge patch did not produce an object")
-                }
+                let merged = Self.withoutServerFields(current).mergePatched(with: patch)
                 if let problems = validator?.problems(with: .object(merged)), !problems.isEmpty { throw FlowError.validationFailed(problems) }
                 return merged
             }

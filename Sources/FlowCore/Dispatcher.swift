@@ -98,9 +98,9 @@ public final class Dispatcher: Sendable {
             )
         } catch let error as IdentifiedFailure {
             username = error.identity?.username
-            return DispatchResult(response: self.failure(error.underlying, request: request, username: username), username: username)
+            return DispatchResult(response: self.failure(error.underlying, request: request), username: username)
         } catch {
-            return DispatchResult(response: self.failure(error, request: request, username: nil))
+            return DispatchResult(response: self.failure(error, request: request))
         }
     }
 
@@ -127,12 +127,10 @@ public final class Dispatcher: Sendable {
         return Response.failure(flowError, errorid: errorid, requestid: requestid)
     }
 
-    private func failure(_ error: any Error, request: CallRequest, username: String?) -> Response {
-        var origin = request.origin
-        origin.credential = nil
-        return self.failure(
+    private func failure(_ error: any Error, request: CallRequest) -> Response {
+        self.failure(
             error, requestid: request.envelope.requestid, namespace: request.envelope.namespace,
-            method: request.envelope.method, origin: origin
+            method: request.envelope.method, origin: request.origin
         )
     }
 
@@ -165,12 +163,9 @@ public final class Dispatcher: Sendable {
                 method: envelope.method, namespace: namespace, objectid: envelope.objectid,
                 parameters: envelope.parameters, data: envelope.method.requiresData ? envelope.data : nil
             )
-            var logger = self.logger
-            logger[metadataKey: "flow.namespace"] = .string(namespace.rawValue)
-            logger[metadataKey: "flow.method"] = .string(envelope.method.rawValue)
             let context = CallContext(
                 identity: identity, transport: request.origin.transport, clientAddress: request.origin.clientAddress,
-                requestid: envelope.requestid, logger: logger
+                requestid: envelope.requestid, namespace: namespace, method: envelope.method, baseLogger: self.logger
             )
             let reply = try await self.withTimeout { try await endpoint.handle(call, context: context) }
             return (reply, identity)
@@ -196,7 +191,7 @@ public final class Dispatcher: Sendable {
         if method.requiresObjectID && envelope.objectid == nil {
             throw FlowError(.objectIDRequired, "\(method.rawValue) needs an 'objectid'")
         }
-        if !method.allowsObjectID && envelope.objectid != nil {
+        if !method.requiresObjectID && envelope.objectid != nil {
             throw FlowError(.invalidRequest, "\(method.rawValue) must not carry an 'objectid' (choose a new object's id with data.id)")
         }
         if method.requiresData && envelope.data == nil {

@@ -58,15 +58,30 @@ public struct CallContext: Sendable {
     public var clientAddress: String?
     /// The request id, if the client gave one.
     public var requestid: RequestID?
-    /// A logger carrying the call's metadata.
-    public var logger: Logger
+    public var namespace: Namespace
+    public var method: Method
+    let baseLogger: Logger
 
-    public init(identity: Identity, transport: Transport, clientAddress: String? = nil, requestid: RequestID? = nil, logger: Logger) {
+    public init(
+        identity: Identity, transport: Transport, clientAddress: String? = nil, requestid: RequestID? = nil,
+        namespace: Namespace, method: Method, baseLogger: Logger
+    ) {
         self.identity = identity
         self.transport = transport
         self.clientAddress = clientAddress
         self.requestid = requestid
-        self.logger = logger
+        self.namespace = namespace
+        self.method = method
+        self.baseLogger = baseLogger
+    }
+
+    /// A logger carrying the call's metadata. Built on use, so calls that log nothing pay nothing.
+    public var logger: Logger {
+        var logger = self.baseLogger
+        logger[metadataKey: "flow.namespace"] = .string(self.namespace.rawValue)
+        logger[metadataKey: "flow.method"] = .string(self.method.rawValue)
+        if let requestid = self.requestid { logger[metadataKey: "flow.request.id"] = .string(requestid.description) }
+        return logger
     }
 }
 

@@ -5,15 +5,21 @@ extension JSONValue {
     /// member, `null` removes a member, anything else replaces.
     public func mergePatched(with patch: JSONValue) -> JSONValue {
         guard case .object(let patchObject) = patch else { return patch }
-        var target: JSONObject
-        if case .object(let object) = self { target = object } else { target = [:] }
-        for (key, value) in patchObject {
+        return .object((self.objectValue ?? [:]).mergePatched(with: patchObject))
+    }
+}
+
+extension JSONObject {
+    /// This object with `patch` applied as a JSON Merge Patch (RFC 7386).
+    public func mergePatched(with patch: JSONObject) -> JSONObject {
+        var target = self
+        for (key, value) in patch {
             if value == .null {
                 target.removeValue(forKey: key)
             } else {
                 target[key] = (target[key] ?? .null).mergePatched(with: value)
             }
         }
-        return .object(target)
+        return target
     }
 }

@@ -314,13 +314,30 @@ struct JSONParser {
             }
             guard self.skipDigits() > 0 else { throw self.error(.invalidNumber) }
         }
+        if isInteger, let integer = self.integer(start..<self.index) { return .integer(integer) }
         let text = String(decoding: self.bytes[start..<self.index], as: UTF8.self)
-        if isInteger, let integer = Int64(text) { return .integer(integer) }
         guard let double = Double(text), double.isFinite else {
             self.index = start
             throw self.error(.invalidNumber)
         }
         return .number(double)
+    }
+
+    /// The integer the (already validated) digits in `range` spell; nil when it overflows Int64.
+    func integer(_ range: Range<Int>) -> Int64? {
+        var index = range.lowerBound
+        let negative = self.bytes[index] == UInt8(ascii: "-")
+        if negative { index += 1 }
+        var value: Int64 = 0
+        while index < range.upperBound {
+            let digit = Int64(self.bytes[index] - UInt8(ascii: "0"))
+            let (shifted, overflowShift) = value.multipliedReportingOverflow(by: 10)
+            let (next, overflowAdd) = negative ? shifted.subtractingReportingOverflow(digit) : shifted.addingReportingOverflow(digit)
+            guard !overflowShift && !overflowAdd else { return nil }
+            value = next
+            index += 1
+        }
+        return value
     }
 
     mutating func skipDigits() -> Int {

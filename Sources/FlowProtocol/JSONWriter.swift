@@ -92,11 +92,16 @@ public struct JSONWriter: Sendable {
         case 0x08: self.writeRaw("\\b")
         case 0x0C: self.writeRaw("\\f")
         default:
-            let hex: [UInt8] = Array("0123456789abcdef".utf8)
             self.writeRaw("\\u00")
-            self.bytes.append(hex[Int(byte >> 4)])
-            self.bytes.append(hex[Int(byte & 0xF)])
+            self.bytes.append(Self.hexDigit(byte >> 4))
+            self.bytes.append(Self.hexDigit(byte & 0xF))
         }
+    }
+}
+
+extension JSONWriter {
+    fileprivate static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 }
 

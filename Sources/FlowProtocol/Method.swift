@@ -16,9 +16,6 @@ public enum Method: String, Sendable, Hashable, CaseIterable, Comparable {
         }
     }
 
-    /// Whether an `objectid` is allowed at all (LIST and CREATE must not carry one).
-    public var allowsObjectID: Bool { self.requiresObjectID }
-
     /// Whether the method needs `data`.
     public var requiresData: Bool {
         switch self {

@@ -4,12 +4,6 @@ import Foundation
 /// Turns a schema document into ``SchemaNode``s: first indexes every resource (`$id`) and
 /// anchor, then compiles from the root, following `$ref`s within the document.
 struct SchemaCompiler {
-    /// Keywords that only annotate, or that this validator reads elsewhere; accepted as they are.
-    static let annotationKeywords: Set<String> = [
-        "$schema", "$id", "$anchor", "$dynamicAnchor", "$comment", "$defs", "$vocabulary", "title", "description",
-        "default", "examples", "deprecated", "readOnly", "writeOnly", "contentMediaType", "contentEncoding",
-        "contentSchema", "minContains", "maxContains", "then", "else",
-    ]
     /// 2020-12 keywords that are not implemented: a schema using one is refused, never half-checked.
     static let unsupportedKeywords: Set<String> = ["$dynamicRef"]
     /// Keywords whose value is one subschema.
@@ -168,7 +162,8 @@ struct SchemaCompiler {
         case "dependentRequired":
             var pairs: [(String, [String])] = []
             for (name, value) in try reader.objectValue(key) {
-                guard case .array(let items) = value, let names = Optional(items.compactMap(\.stringValue)), names.count == items.count else {
+                let names = value.arrayValue?.compactMap(\.stringValue)
+                guard let names, names.count == value.arrayValue?.count else {
                     throw reader.error(key, .invalidKeyword, "must map names to arrays of strings")
                 }
                 pairs.append((name, names))
@@ -222,8 +217,8 @@ struct SchemaCompiler {
         case "unevaluatedProperties":
             return .unevaluatedProperties(try self.compile(at: pointer + [key]))
         default:
-            // Annotations, and keywords from other vocabularies: 2020-12 ignores unknown keywords.
-            if Self.objectSubschemas.contains(key) || Self.annotationKeywords.contains(key) { return nil }
+            // Annotations ($schema, title, default, …), keywords read with another one (minContains,
+            // then, else), $defs, and unknown keywords: 2020-12 ignores what it does not know.
             return nil
         }
     }

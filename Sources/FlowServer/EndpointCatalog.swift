@@ -34,7 +34,7 @@ public struct EndpointCatalog: Sendable {
     /// How many schema files were compiled.
     public let schemaCount: Int
 
-    static let definitionKeys: Set<String> = ["namespace", "title", "kind", "application", "schema", "methods", "search", "public", "scopes", "description"]
+    static let definitionKeys: Set<String> = ["namespace", "title", "kind", "application", "schema", "methods", "search", "public", "scopes"]
 
     /// Loads and checks both folders; throws ``LoadError`` listing every problem. A missing
     /// folder is an empty one.

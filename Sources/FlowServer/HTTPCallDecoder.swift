@@ -176,9 +176,7 @@ struct HTTPCallDecoder {
         let firstByte = body.readableBytesView.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
         let looksLikeJSON = firstByte == UInt8(ascii: "{") || firstByte == UInt8(ascii: "[")
         if mediaType == "application/x-www-form-urlencoded", !looksLikeJSON || (try? self.parseJSON(body)) == nil {
-            guard let text = body.getString(at: body.readerIndex, length: body.readableBytes),
-                String(validating: body.readableBytesView, as: UTF8.self) != nil
-            else {
+            guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
                 throw FlowError(.invalidJSON, "The body is not UTF-8")
             }
             return try Self.formObject(text)

@@ -70,7 +70,8 @@ public final class SQLiteStore: CollectionStore {
 
     public func insert(_ collection: CollectionSpec, id: String, fields: JSONObject) async throws -> JSONObject {
         try await self.writer.write { db in
-            guard try Self.fetch(db, collection.name, id) == nil else {
+            let exists = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM object WHERE collection = ? AND id = ?)", arguments: [collection.name, id])
+            guard exists == false else {
                 throw FlowError(.alreadyExists, "An object with that id already exists")
             }
             let now = Self.timestamp()
@@ -150,8 +151,9 @@ public final class SQLiteStore: CollectionStore {
     }
 
     static func nextSequence(_ db: Database) throws -> Int64 {
-        try db.execute(sql: "INSERT INTO counter (name, value) VALUES ('object', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1")
-        return try Int64.fetchOne(db, sql: "SELECT value FROM counter WHERE name = 'object'")!
+        try Int64.fetchOne(
+            db, sql: "INSERT INTO counter (name, value) VALUES ('object', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value"
+        )!
     }
 
     /// Mirrors the search fields' text into the FTS5 table.

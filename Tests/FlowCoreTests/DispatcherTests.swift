@@ -142,6 +142,30 @@ import Testing
     }
 }
 
+/// Logs through the context's logger, so tests can see what metadata a handler's log line gets.
+struct LoggingEndpoint: Endpoint {
+    let definition = EndpointDefinition(namespace: Namespace("test/logging")!, title: "Logging", methods: [.list])
+    func handle(_ call: Call, context: CallContext) async throws -> Reply {
+        context.logger.info("handled")
+        return Reply()
+    }
+}
+
+@Suite struct CallContextTests {
+    @Test func handlerLogLinesCarryTheCallsMetadata() async throws {
+        let log = RecordingLogHandler.Store()
+        let registry = EndpointRegistry()
+        try registry.register(LoggingEndpoint())
+        let dispatcher = Dispatcher(registry: registry, authenticator: OpenAccessAuthenticator(), policy: OpenAccessPolicy(), logger: log.logger())
+        let envelope = Envelope(method: .list, namespace: Namespace("test/logging"), requestid: .string("r-5"))
+        #expect(await dispatcher.dispatch(CallRequest(envelope: envelope, origin: CallOrigin(transport: .http))).response.success)
+        let line = try #require(log.all.first { $0.contains("handled") })
+        #expect(line.contains("flow.namespace=test/logging"))
+        #expect(line.contains("flow.method=LIST"))
+        #expect(line.contains("flow.request.id=r-5"))
+    }
+}
+
 @Suite struct RegistryTests {
     @Test func namespacesAreUnique() throws {
         let registry = EndpointRegistry()

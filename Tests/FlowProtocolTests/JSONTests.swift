@@ -17,6 +17,10 @@ import Testing
     @Test func numbersBeyondInt64BecomeDoubles() throws {
         #expect(try JSONValue(parsing: "18446744073709551616") == .number(18446744073709551616))
         #expect(try JSONValue(parsing: "-0") == .integer(0))
+        #expect(try JSONValue(parsing: "-9223372036854775808") == .integer(Int64.min))
+        #expect(try JSONValue(parsing: "-9223372036854775809") == .number(-9223372036854775809))
+        #expect(try JSONValue(parsing: "9223372036854775808") == .number(9223372036854775808))
+        #expect(try JSONValue(parsing: "[0,7,-12,1000000]") == [0, 7, -12, 1_000_000])
         #expect(try JSONValue(parsing: "2.0") == .number(2))
         #expect(JSONValue.number(2).description == "2.0")
     }

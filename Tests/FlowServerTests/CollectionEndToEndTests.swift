@@ -126,31 +126,21 @@ struct CollectionEndToEndTests {
         let arguments = ["--endpoints", repository.appendingPathComponent("Endpoints").path, "--schemas", repository.appendingPathComponent("Schemas").path]
         let first = try await DaemonProcess.start(arguments)
         var ids: [String] = []
-        do {
-            let client = TestClient(host: "127.0.0.1", port: first.port)
-            client.connect()
-            for index in 0..<20 {
-                let body = #"{"name":"d\#(index)","serial":"SN-\#(index)00"}"#
-                let response = try await client.execute(.init("/api/inventory/inventory/device/", method: .post, headers: [.contentType: "application/json"], body: .init(string: body)))
-                let envelope = try response.envelope()
-                #expect(envelope.success)
-                ids.append(try #require(envelope.data?["id"]?.stringValue))
-            }
-            first.signal(SIGKILL)
-            try? await client.shutdown()
+        for index in 0..<20 {
+            let body = #"{"name":"d\#(index)","serial":"SN-\#(index)00"}"#
+            let envelope = try await first.http("/api/inventory/inventory/device/", method: .post, headers: [.contentType: "application/json"], body: body).envelope()
+            #expect(envelope.success)
+            ids.append(try #require(envelope.data?["id"]?.stringValue))
         }
+        first.signal(SIGKILL)
         #expect(try await first.waitForExit() != 0)
         first.cleanUp(keepFolder: true)
 
         let second = try await DaemonProcess.start(arguments, in: first.folder)
         defer { second.cleanUp() }
-        let client = TestClient(host: "127.0.0.1", port: second.port)
-        client.connect()
         for (index, id) in ids.enumerated() {
-            let response = try await client.execute(.init("/api/inventory/inventory/device/\(id)", method: .get))
-            #expect(try response.envelope().data?["name"] == .string("d\(index)"))
+            #expect(try await second.http("/api/inventory/inventory/device/\(id)").envelope().data?["name"] == .string("d\(index)"))
         }
-        try await client.shutdown()
     }
 
     @Test func checkPassesOnTheShippedFilesAndFailsOnBrokenOnes() async throws {

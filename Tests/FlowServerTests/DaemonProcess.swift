@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 
 /// The real `flowgate` executable, started as a child process in a fresh temporary folder.
-final class DaemonProcess: Sendable {
+final class DaemonProcess: LoopbackClient, Sendable {
     let process: Process
     let folder: URL
     let port: Int

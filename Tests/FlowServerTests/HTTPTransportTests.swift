@@ -155,6 +155,11 @@ struct HTTPTransportTests {
                 "/api/test/test/echo/", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: "{a=b"
             )
             #expect(try formThatStartsWithABrace.envelope().data?["data"] == ["{a": "b"])
+            let badForm = try await live.http(
+                "/api/test/test/echo/", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: "name=%zz"
+            )
+            #expect(badForm.head.status == .badRequest)
+            #expect(try badForm.envelope().errorcode == .invalidRequest)
             let noBody = try await live.http("/api/test/test/echo/", method: .post)
             #expect(noBody.head.status == .badRequest)
             #expect(try noBody.envelope().errorcode == .dataRequired)
@@ -205,6 +210,10 @@ struct HTTPTransportTests {
             #expect(basic.headers[.flowUser] == "admin")
             let wrongPassword = try await live.http("/api/test/test/echo/", headers: [.authorization: "Basic YWxpY2U6bm9wZQ=="])
             #expect(wrongPassword.head.status == .unauthorized)
+            let malformedBasic = try await live.http("/api/test/test/echo/", headers: [.authorization: "Basic !!not-base64"])
+            #expect(malformedBasic.head.status == .unauthorized)
+            #expect(try malformedBasic.envelope().errorcode == .unauthenticated)
+            #expect(malformedBasic.headers[.wwwAuthenticate] == #"Basic realm="flowgate""#)
 
             let forbidden = try await live.http("/api/test/test/echo/", method: .post, headers: [.flowAuthToken: "reader-token"], body: "{}")
             #expect(forbidden.head.status == .forbidden)

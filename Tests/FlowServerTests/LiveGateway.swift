@@ -88,7 +88,17 @@ struct LiveGateway: Sendable {
             try await tasks.waitForAll()
         }
     }
+}
 
+/// Real clients for a gateway listening on loopback at `port`: the in-process ``LiveGateway``
+/// and the real binary (``DaemonProcess``) alike.
+protocol LoopbackClient {
+    var port: Int { get }
+}
+
+extension LiveGateway: LoopbackClient {}
+
+extension LoopbackClient {
     /// One HTTP request on a fresh connection.
     func http(_ uri: String, method: HTTPRequest.Method = .get, headers: HTTPFields = [:], body: String? = nil) async throws -> TestClient.Response {
         try await self.http(uri, method: method, headers: headers, bytes: body.map { Array($0.utf8) })
@@ -106,21 +116,6 @@ struct LiveGateway: Sendable {
             throw error
         }
     }
-
-    /// Opens a WebSocket at `path`, runs `body` with it, and returns the close frame the server sent.
-    @discardableResult
-    func webSocket(
-        _ path: String = "/ws",
-        headers: HTTPFields = [:],
-        _ body: @escaping @Sendable (TestSocket) async throws -> Void
-    ) async throws -> WebSocketCloseFrame? {
-        try await LiveGatewayClient(port: self.port).webSocket(path, headers: headers, body)
-    }
-}
-
-/// A WebSocket client for a gateway listening on `port`.
-struct LiveGatewayClient {
-    let port: Int
 
     /// Opens a WebSocket at `path`, runs `body` with it, and returns the close frame the server sent.
     @discardableResult

@@ -42,13 +42,9 @@ struct ShutdownTests {
         defer { daemon.cleanUp() }
         #expect(daemon.log.contains("OPEN ACCESS"))
 
-        let client = TestClient(host: "127.0.0.1", port: daemon.port)
-        client.connect()
-        let health = try await client.execute(.init("/healthz", method: .get))
-        #expect(health.head.status == .ok)
-        try await client.shutdown()
+        #expect(try await daemon.http("/healthz").head.status == .ok)
 
-        let close = try await LiveGatewayClient(port: daemon.port).webSocket { socket in
+        let close = try await daemon.webSocket { socket in
             try await socket.send(#"{"method":"LIST","namespace":"system/endpoints"}"#)
             #expect(try await socket.receive().success)
             daemon.signal(SIGTERM)

@@ -91,6 +91,7 @@ struct CollectionHarness {
         let removal = await harness.call(.update, id, data: ["name": .null])
         #expect(removal.errorcode == .validationFailed)
         #expect(await harness.call(.open, id).data?["name"] == "ok")
+        #expect(await harness.call(.update, id, data: ["a", "b"]).errorcode == .invalidRequest)
         #expect(await harness.call(.run, id, data: [:]).errorcode == .methodNotAllowed)
     }
 
