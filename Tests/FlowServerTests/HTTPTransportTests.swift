@@ -77,6 +77,9 @@ struct HTTPTransportTests {
             #expect(body.data?["parameters"] == ["limit": 5])
             #expect(body.requestid == .string("q-1"))
             #expect(ok.headers[.flowRequestID] == "q-1")
+            let longID = try await live.http("/api/test/test/echo/", headers: [.flowRequestID: String(repeating: "r", count: 129)])
+            #expect(longID.head.status == .badRequest)
+            #expect(try longID.envelope().errorcode == .invalidRequest)
             let plain = try await live.http("/api/test/test/echo/?parameters=just%20text").envelope()
             #expect(plain.data?["parameters"] == "just text")
             let header = try await live.http("/api/test/test/echo/", headers: [.flowRequestParameters: #"{"a":[1,2]}"#]).envelope()
@@ -255,6 +258,10 @@ struct HTTPTransportTests {
                 "/api/test/test/echo/1", method: .put, headers: [.ifMatch: "r-7", .flowRequestParameters: #"{"rev":"r-8"}"#], body: "{}"
             )
             #expect(try conflicting.envelope().errorcode == .ambiguousRequest)
+            let withStringParameters = try await live.http(
+                "/api/test/test/echo/1", method: .put, headers: [.ifMatch: "r-7", .flowRequestParameters: "plain"], body: "{}"
+            )
+            #expect(try withStringParameters.envelope().errorcode == .ambiguousRequest)
         }
     }
 

@@ -162,7 +162,10 @@ struct CollectionHarness {
         #expect(words.data?.arrayValue?.map { $0["id"]! } == ["d01", "d10", "d13", "d16", "d19"])
         #expect(await harness.call(.list, parameters: ["search": "\" OR ( *"]).success)
 
-        for bad: JSONValue in [["limit": 0], ["limit": 1001], ["order": "up"], ["sort": "a b"], ["cursor": "nonsense"], ["filter": ["a": [1]]], "text"] {
+        for bad: JSONValue in [
+            ["limit": 0], ["limit": 1001], ["limit": "5"], ["order": "up"], ["sort": "a b"], ["cursor": "nonsense"], ["cursor": 5],
+            ["filter": ["a": [1]]], ["filter": ["a b": 1]], ["filter": "a"], ["search": 1], "text",
+        ] {
             #expect(await harness.call(.list, parameters: bad).errorcode == .invalidRequest, "\(bad)")
         }
     }
