@@ -95,10 +95,15 @@ final class DaemonProcess: LoopbackClient, Sendable {
     }
 
     /// Runs any program to completion: (exit status, standard output + error).
+    /// It runs in a temporary folder, so tools that leave caches behind leave them there.
     static func runTool(_ executable: URL, _ arguments: [String]) throws -> (Int32, String) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-tool-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        process.currentDirectoryURL = folder
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
