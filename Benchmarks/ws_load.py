@@ -10,6 +10,10 @@ Prints one JSON object: messages/s, latency percentiles (ms), errors, and the cl
 
 FRAME_TEMPLATE is the frame text with {rid} where the request id goes.
 Traffic goes only to the URL given; the caller keeps it on loopback.
+
+With --wamp REALM the sockets speak WAMP v2 (JSON) instead, for the Crossbar.io peer: each
+opens a session in REALM (HELLO/WELCOME) before sending, FRAME_TEMPLATE is a CALL such as
+'[48,{rid},{},"bench.echo",[...]]', and answers are matched by the RESULT's request id.
 """
 import argparse
 import asyncio
@@ -21,14 +25,42 @@ from picows import WSListener, WSMsgType, ws_connect
 
 
 class Client(WSListener):
-    def __init__(self, state, template):
+    def __init__(self, state, template, realm=None):
         self.state = state
         self.template = template
         self.sent = {}
         self.transport = None
+        self.realm = realm
+        self.ready = asyncio.get_running_loop().create_future()
 
     def on_ws_connected(self, transport):
         self.transport = transport
+        if self.realm:
+            hello = [1, self.realm, {"roles": {"caller": {}}}]
+            transport.send(WSMsgType.TEXT, json.dumps(hello).encode())
+        else:
+            self.ready.set_result(True)
+
+    def request_id(self, payload):
+        """The request id an answer carries, or None."""
+        if self.realm:
+            # RESULT [50, id, ...]; ERROR [8, 48, id, ...] counts as an error.
+            parts = payload[1:40].split(b",", 3)
+            if payload.startswith(b"[50,"):
+                return int(parts[1])
+            if payload.startswith(b"[8,48,"):
+                self.state.errors += 1
+                return int(parts[2])
+            if payload.startswith(b"[2,") and not self.ready.done():
+                self.ready.set_result(True)
+            return None
+        at = payload.find(b'"requestid":')
+        if at < 0:
+            return None
+        end = at + 12
+        while end < len(payload) and payload[end] in b"0123456789":
+            end += 1
+        return int(payload[at + 12:end])
 
     def send_one(self):
         state = self.state
@@ -41,14 +73,11 @@ class Client(WSListener):
         if frame.msg_type != WSMsgType.TEXT:
             return
         payload = frame.get_payload_as_bytes()
-        at = payload.find(b'"requestid":')
-        if at < 0:
-            self.state.errors += 1
+        rid = self.request_id(payload)
+        if rid is None:
+            if self.ready.done():
+                self.state.errors += 1
             return
-        end = at + 12
-        while end < len(payload) and payload[end] in b"0123456789":
-            end += 1
-        rid = int(payload[at + 12:end])
         started = self.sent.pop(rid, None)
         if started is None:
             self.state.errors += 1
@@ -74,12 +103,15 @@ class State:
         self.running = True
 
 
-async def run(url, template, connections, in_flight, duration, warmup):
+async def run(url, template, connections, in_flight, duration, warmup, realm=None):
     state = State()
     clients = []
+    headers = {"Sec-WebSocket-Protocol": "wamp.2.json"} if realm else None
     for _ in range(connections):
-        transport, client = await ws_connect(lambda: Client(state, template), url)
+        transport, client = await ws_connect(lambda: Client(state, template, realm), url, extra_headers=headers)
         clients.append((transport, client))
+    for _, client in clients:
+        await asyncio.wait_for(client.ready, 10)
     for _, client in clients:
         for _ in range(in_flight):
             client.send_one()
@@ -119,10 +151,11 @@ def main():
     parser.add_argument("--in-flight", type=int, default=4)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=1)
+    parser.add_argument("--wamp", metavar="REALM", help="speak WAMP v2 JSON in this realm (the Crossbar.io peer)")
     args = parser.parse_args()
     if not (args.url.startswith("ws://127.") or args.url.startswith("ws://localhost") or args.url.startswith("ws://[::1]")):
         parser.error("load goes to loopback only")
-    result = asyncio.run(run(args.url, args.template.encode(), args.connections, args.in_flight, args.duration, args.warmup))
+    result = asyncio.run(run(args.url, args.template.encode(), args.connections, args.in_flight, args.duration, args.warmup, args.wamp))
     print(json.dumps(result))
 
 

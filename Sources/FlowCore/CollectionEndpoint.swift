@@ -1,4 +1,4 @@
-public import FlowProtocol
+import FlowProtocol
 import Foundation
 
 /// A collection declared in `Endpoints/` (SPEC §7): JSON objects stored by a ``CollectionStore``,
@@ -24,11 +24,11 @@ public struct CollectionEndpoint: Endpoint {
             var paging = JSONObject()
             if let next = page.next { paging["next"] = .string(next) }
             if let total = page.total { paging["total"] = .integer(Int64(total)) }
-            return Reply(data: .array(page.objects.map { .object($0) }), paging: .object(paging))
+            return Reply(payload: .encoded(page.encodedArray), paging: .object(paging))
         case .open:
-            return Reply(data: .object(try await self.existing(call.objectid!)))
+            return Reply(payload: .encoded(try await self.existing(call.objectid!)))
         case .index:
-            let object = try await self.existing(call.objectid!)
+            let object = try decodeStoredObject(try await self.existing(call.objectid!))
             var fields = JSONObject()
             for field in self.spec.searchFields { fields[field] = object[field] ?? .null }
             return Reply(data: ["id": object["id"] ?? .null, "rev": object["rev"] ?? .null, "updated": object["updated"] ?? .null, "fields": .object(fields)])
@@ -59,8 +59,9 @@ public struct CollectionEndpoint: Endpoint {
         }
     }
 
-    private func existing(_ id: String) async throws -> JSONObject {
-        guard let object = try await self.store.object(self.spec, id: id) else {
+    /// The stored object's JSON text.
+    private func existing(_ id: String) async throws -> String {
+        guard let object = try await self.store.encodedObject(self.spec, id: id) else {
             throw FlowError(.doNotExist, "Object does not exist")
         }
         return object

@@ -9,8 +9,8 @@ public import FlowProtocol
 public protocol CollectionStore: Sendable {
     /// One page of a collection.
     func list(_ collection: CollectionSpec, query: ListQuery) async throws -> ListPage
-    /// The object with `id`, or nil.
-    func object(_ collection: CollectionSpec, id: String) async throws -> JSONObject?
+    /// The JSON text of the object with `id` as stored, or nil.
+    func encodedObject(_ collection: CollectionSpec, id: String) async throws -> String?
     /// Stores a new object (server fields are set by the store). `ALREADY_EXISTS` when `id` is taken.
     func insert(_ collection: CollectionSpec, id: String, fields: JSONObject) async throws -> JSONObject
     /// Replaces an object's fields with what `change` makes of the current object, in one
@@ -22,6 +22,22 @@ public protocol CollectionStore: Sendable {
     ) async throws -> JSONObject
     /// Deletes an object and returns it, with the same `DO_NOT_EXIST` / `CONFLICT` rules.
     func delete(_ collection: CollectionSpec, id: String, expectedRev: String?) async throws -> JSONObject
+}
+
+extension CollectionStore {
+    /// The object with `id`, or nil.
+    public func object(_ collection: CollectionSpec, id: String) async throws -> JSONObject? {
+        guard let text = try await self.encodedObject(collection, id: id) else { return nil }
+        return try decodeStoredObject(text)
+    }
+}
+
+/// A stored object's text as an object; anything else means the store is damaged.
+public func decodeStoredObject(_ text: String) throws -> JSONObject {
+    guard case .object(let object)? = try? JSONValue(parsing: text, maxDepth: 512) else {
+        throw FlowError(.internalError, "Stored object is not a JSON object")
+    }
+    return object
 }
 
 /// What a store needs to know about a collection.
@@ -65,14 +81,20 @@ public struct ListQuery: Sendable, Equatable {
 
 /// One page of a LIST.
 public struct ListPage: Sendable {
-    public var objects: [JSONObject]
+    /// The objects' JSON text as stored.
+    public var encodedObjects: [String]
     /// The cursor of the next page; nil on the last one.
     public var next: String?
     /// How many objects match in all, when it was cheap to know (the first page).
     public var total: Int?
 
-    public init(objects: [JSONObject], next: String?, total: Int?) {
-        self.objects = objects
+    /// The objects as one JSON array text, without decoding them.
+    public var encodedArray: String {
+        "[" + self.encodedObjects.joined(separator: ",") + "]"
+    }
+
+    public init(encodedObjects: [String], next: String?, total: Int?) {
+        self.encodedObjects = encodedObjects
         self.next = next
         self.total = total
     }

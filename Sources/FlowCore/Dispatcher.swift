@@ -54,6 +54,7 @@ public final class Dispatcher: Sendable {
     let policy: any AuthorizationPolicy
     let configuration: DispatcherConfiguration
     let logger: Logger
+    private let deadlines: CallDeadlines
     private let inFlight = Atomic<Int>(0)
     private let draining = Atomic<Bool>(false)
 
@@ -69,6 +70,7 @@ public final class Dispatcher: Sendable {
         self.policy = policy
         self.configuration = configuration
         self.logger = logger
+        self.deadlines = CallDeadlines(timeout: configuration.callTimeout)
     }
 
     /// Dispatches one call and always answers: failures are responses, never thrown.
@@ -81,7 +83,10 @@ public final class Dispatcher: Sendable {
     public func dispatch<Delivered>(_ request: CallRequest, deliver: (DispatchResult) async -> Delivered) async -> Delivered {
         self.inFlight.add(1, ordering: .relaxed)
         defer { self.inFlight.subtract(1, ordering: .releasing) }
-        return await deliver(await self.answer(request))
+        // A child task of its own: a timed-out call is cancelled without cancelling the caller.
+        // A child task of its own: a timed-out call is cancelled without cancelling the caller.
+        async let answer = self.answer(request)
+        return await deliver(await answer)
     }
 
     private func answer(_ request: CallRequest) async -> DispatchResult {
@@ -91,7 +96,7 @@ public final class Dispatcher: Sendable {
             username = identity.username
             return DispatchResult(
                 response: Response(
-                    status: reply.status, success: true, data: reply.data, dataType: reply.dataType,
+                    status: reply.status, success: true, payload: reply.payload, dataType: reply.dataType,
                     paging: reply.paging, requestid: request.envelope.requestid
                 ),
                 username: username
@@ -167,7 +172,7 @@ public final class Dispatcher: Sendable {
                 identity: identity, transport: request.origin.transport, clientAddress: request.origin.clientAddress,
                 requestid: envelope.requestid, namespace: namespace, method: envelope.method, baseLogger: self.logger
             )
-            let reply = try await self.withTimeout { try await endpoint.handle(call, context: context) }
+            let reply = try await self.deadlines.run { try await endpoint.handle(call, context: context) }
             return (reply, identity)
         } catch {
             throw IdentifiedFailure(underlying: error, identity: identity)
@@ -196,19 +201,6 @@ public final class Dispatcher: Sendable {
         }
         if method.requiresData && envelope.data == nil {
             throw FlowError(.dataRequired, "\(method.rawValue) needs 'data'")
-        }
-    }
-
-    private func withTimeout<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-        let timeout = self.configuration.callTimeout
-        return try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await operation() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw FlowError(.timeout, "The endpoint did not answer within \(timeout.components.seconds) s")
-            }
-            defer { group.cancelAll() }
-            return try await group.next()!
         }
     }
 

@@ -87,7 +87,8 @@ public struct CallContext: Sendable {
 
 /// A handler's successful result; the dispatcher wraps it in the response envelope.
 public struct Reply: Sendable, Equatable {
-    public var data: JSONValue?
+    /// The result: a value, or JSON text already encoded (passed through unchanged).
+    public var payload: JSONPayload?
     /// Application status (`status` in the response); 0 by default.
     public var status: Int
     /// `dataType` in the response; `"JSON"` by default.
@@ -95,8 +96,18 @@ public struct Reply: Sendable, Equatable {
     /// LIST paging (`{next, total}`).
     public var paging: JSONValue?
 
+    /// `payload` as a value (encoded text is parsed).
+    public var data: JSONValue? {
+        get { self.payload?.value }
+        set { self.payload = newValue.map(JSONPayload.value) }
+    }
+
     public init(data: JSONValue? = nil, status: Int = 0, dataType: String = "JSON", paging: JSONValue? = nil) {
-        self.data = data
+        self.init(payload: data.map(JSONPayload.value), status: status, dataType: dataType, paging: paging)
+    }
+
+    public init(payload: JSONPayload?, status: Int = 0, dataType: String = "JSON", paging: JSONValue? = nil) {
+        self.payload = payload
         self.status = status
         self.dataType = dataType
         self.paging = paging

@@ -15,6 +15,12 @@ public struct JSONWriter: Sendable {
         raw.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
     }
 
+    /// Appends text that is already valid JSON, unchanged.
+    public mutating func write(encoded text: String) {
+        var text = text
+        text.withUTF8 { self.bytes.append(contentsOf: $0) }
+    }
+
     /// Appends the JSON text of `value`.
     public mutating func write(_ value: JSONValue) {
         switch value {

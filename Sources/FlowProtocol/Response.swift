@@ -7,7 +7,7 @@ public struct Response: Sendable, Equatable {
     /// Always present.
     public var success: Bool
     /// The result, or structured detail of a failure.
-    public var data: JSONValue?
+    public var payload: JSONPayload?
     /// Failure only: human-readable and safe to show.
     public var message: String?
     /// Failure only: the stable code.
@@ -18,6 +18,12 @@ public struct Response: Sendable, Equatable {
     public var dataType: String
     /// LIST only: `{next, total}`.
     public var paging: JSONValue?
+
+    /// `payload` as a value (encoded text is parsed).
+    public var data: JSONValue? {
+        get { self.payload?.value }
+        set { self.payload = newValue.map(JSONPayload.value) }
+    }
     /// Echo of the request's `requestid`.
     public var requestid: RequestID?
 
@@ -32,9 +38,27 @@ public struct Response: Sendable, Equatable {
         paging: JSONValue? = nil,
         requestid: RequestID? = nil
     ) {
+        self.init(
+            status: status, success: success, payload: data.map(JSONPayload.value), message: message, errorcode: errorcode,
+            errorid: errorid, dataType: dataType, paging: paging, requestid: requestid
+        )
+    }
+
+    /// A response whose data may be encoded JSON text.
+    public init(
+        status: Int = 0,
+        success: Bool,
+        payload: JSONPayload?,
+        message: String? = nil,
+        errorcode: ErrorCode? = nil,
+        errorid: String? = nil,
+        dataType: String = "JSON",
+        paging: JSONValue? = nil,
+        requestid: RequestID? = nil
+    ) {
         self.status = status
         self.success = success
-        self.data = data
+        self.payload = payload
         self.message = message
         self.errorcode = errorcode
         self.errorid = errorid
@@ -63,9 +87,9 @@ public struct Response: Sendable, Equatable {
         writer.writeRaw("{\"status\":")
         writer.write(integer: Int64(self.status))
         self.success ? writer.writeRaw(",\"success\":true") : writer.writeRaw(",\"success\":false")
-        if let data = self.data {
+        if let payload = self.payload {
             writer.writeRaw(",\"data\":")
-            writer.write(data)
+            writer.write(payload)
         }
         if let message = self.message {
             writer.writeRaw(",\"message\":")

@@ -1,5 +1,5 @@
 public import FlowCore
-public import FlowProtocol
+import FlowProtocol
 public import FlowSchema
 import Foundation
 

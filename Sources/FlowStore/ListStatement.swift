@@ -25,7 +25,8 @@ struct ListStatement {
         }
         let total: Int?
         if self.query.cursor == nil {
-            total = try Int.fetchOne(db, sql: "SELECT count(*) FROM object WHERE \(conditions.joined(separator: " AND "))", arguments: arguments)
+            let sql = "SELECT count(*) FROM object WHERE \(conditions.joined(separator: " AND "))"
+            total = try Int.fetchOne(try self.statement(db, sql), arguments: arguments)
         } else {
             total = nil
         }
@@ -44,18 +45,29 @@ struct ListStatement {
         let direction = self.query.descending ? "DESC" : "ASC"
         let sql = """
             SELECT body, seq, \(key) AS sort_key FROM object WHERE \(pageConditions.joined(separator: " AND ")) \
-            ORDER BY sort_key \(direction), seq \(direction) LIMIT \(self.query.limit + 1)
+            ORDER BY sort_key \(direction), seq \(direction) LIMIT ?
             """
-        let rows = try Row.fetchAll(db, sql: sql, arguments: pageArguments)
-        var objects: [JSONObject] = []
-        for row in rows.prefix(self.query.limit) {
-            objects.append(try SQLiteStore.decode(row["body"]))
+        _ = pageArguments.append(contentsOf: [self.query.limit + 1])
+        var objects: [String] = []
+        objects.reserveCapacity(self.query.limit)
+        var last: Cursor?
+        var more = false
+        let rows = try Row.fetchCursor(try self.statement(db, sql), arguments: pageArguments)
+        while let row = try rows.next() {
+            guard objects.count < self.query.limit else {
+                more = true
+                break
+            }
+            objects.append(row["body"])
+            if objects.count == self.query.limit { last = Cursor(key: row["sort_key"], seq: row["seq"]) }
         }
-        var next: String?
-        if rows.count > self.query.limit, let last = rows.prefix(self.query.limit).last {
-            next = Cursor(key: last["sort_key"], seq: last["seq"]).text
-        }
-        return ListPage(objects: objects, next: next, total: total)
+        return ListPage(encodedObjects: objects, next: more ? last?.text : nil, total: total)
+    }
+
+    /// A prepared statement, cached per connection unless the query has many filters (so odd
+    /// queries cannot grow the cache without bound).
+    private func statement(_ db: Database, _ sql: String) throws -> Statement {
+        self.query.filter.count <= 4 ? try db.cachedStatement(sql: sql) : try db.makeStatement(sql: sql)
     }
 
     /// The sort key expression and its arguments.
@@ -109,14 +121,11 @@ struct Cursor {
         case .double(let double): key = ["d": .number(double)]
         case .string(let string): key = ["s": .string(string)]
         }
-        let json = JSONValue.array([key, .integer(self.seq)]).encoded()
-        return Data(json).base64EncodedString().replacing("+", with: "-").replacing("/", with: "_").replacing("=", with: "")
+        return Base64URL.encode(JSONValue.array([key, .integer(self.seq)]).encoded())
     }
 
     init?(text: String) {
-        var base64 = text.replacing("-", with: "+").replacing("_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64), let value = try? JSONValue(parsing: Array(data)),
+        guard let bytes = Base64URL.decode(text), let value = try? JSONValue(parsing: bytes),
             case .array(let parts) = value, parts.count == 2, case .integer(let seq) = parts[1], case .object(let key) = parts[0]
         else { return nil }
         switch (key["i"], key["d"], key["s"], key["b"]) {
@@ -128,5 +137,51 @@ struct Cursor {
         default: return nil
         }
         self.seq = seq
+    }
+}
+
+/// Base64url without padding (RFC 4648 §5), as cursors use it.
+enum Base64URL {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var index = 0
+        while index < bytes.count {
+            let chunk = bytes[index..<min(index + 3, bytes.count)]
+            var group = UInt32(0)
+            for (offset, byte) in chunk.enumerated() { group |= UInt32(byte) << (16 - 8 * offset) }
+            for position in 0...chunk.count { output.append(Self.alphabet[Int(group >> (18 - 6 * position)) & 0x3F]) }
+            index += 3
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    static func decode(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 4 != 1 else { return nil }
+        var output: [UInt8] = []
+        output.reserveCapacity(digits.count * 3 / 4)
+        var group = UInt32(0)
+        var bits = 0
+        for digit in digits {
+            let value: UInt8
+            switch digit {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = digit - UInt8(ascii: "A")
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = digit - UInt8(ascii: "a") + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = digit - UInt8(ascii: "0") + 52
+            case UInt8(ascii: "-"): value = 62
+            case UInt8(ascii: "_"): value = 63
+            default: return nil
+            }
+            group = group << 6 | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                output.append(UInt8(truncatingIfNeeded: group >> UInt32(bits)))
+            }
+        }
+        return output
     }
 }
