@@ -109,7 +109,19 @@ import Testing
     @Test func slowHandlersTimeOut() async {
         let result = await self.call(Envelope(method: .open, namespace: Namespace("test/echo"), objectid: "1", parameters: ["sleep_ms": 5_000]))
         #expect(result.response.errorcode == .timeout)
+        #expect(result.response.message == "The endpoint did not answer within 200 ms")
         #expect(self.dispatcher.callsInFlight == 0)
+        // The timeout cancels the call, not the task that dispatched it: the next call on it works.
+        #expect(!Task.isCancelled)
+        #expect(await self.call(Envelope(method: .open, namespace: Namespace("test/echo"), objectid: "2")).response.success)
+    }
+
+    @Test func concurrentCallsTimeOutIndependently() async {
+        async let slow = self.call(Envelope(method: .open, namespace: Namespace("test/echo"), objectid: "1", parameters: ["sleep_ms": 5_000]))
+        async let quick = self.call(Envelope(method: .open, namespace: Namespace("test/echo"), objectid: "2", parameters: ["sleep_ms": 50]))
+        let (slowResult, quickResult) = await (slow, quick)
+        #expect(slowResult.response.errorcode == .timeout)
+        #expect(quickResult.response.success)
     }
 
     @Test func drainingRefusesNewCallsAndWaitsForRunningOnes() async {

@@ -14,6 +14,21 @@ struct HTTPTransportTests {
         EchoEndpoint("scheduler/queue", application: "scheduler"),
     ]
 
+    /// A timed-out call answers 504 TIMEOUT; the kept-alive connection serves the next request.
+    @Test func timedOutCallsLeaveTheConnectionWorking() async throws {
+        try await LiveGateway.run(configure: { $0.callTimeout = .milliseconds(300) }, endpoints: Self.endpoints) { live in
+            let client = TestClient(host: "127.0.0.1", port: live.port)
+            client.connect()
+            defer { Task { try? await client.shutdown() } }
+            let slow = try await client.execute(.init("/api/test/test/echo/a?method=OPEN&parameters=%7B%22sleep_ms%22%3A5000%7D", method: .get))
+            #expect(slow.head.status == .gatewayTimeout)
+            #expect(try slow.envelope().errorcode == .timeout)
+            let next = try await client.execute(.init("/api/test/test/echo/b?method=OPEN", method: .get))
+            #expect(next.head.status == .ok)
+            #expect(try next.envelope().data?["objectid"] == "b")
+        }
+    }
+
     /// The seed's own example: `GET /api/<app>/<ns>` with the object id and method in headers.
     @Test func seedExampleWithHeaders() async throws {
         try await LiveGateway.run(endpoints: Self.endpoints) { live in

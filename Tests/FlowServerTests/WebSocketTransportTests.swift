@@ -27,6 +27,25 @@ struct WebSocketTransportTests {
         }
     }
 
+    /// A timed-out call answers TIMEOUT and is cancelled; the socket and its other calls go on.
+    @Test func timedOutCallsLeaveTheSocketWorking() async throws {
+        try await LiveGateway.run(configure: { $0.callTimeout = .milliseconds(300) }) { live in
+            try await live.webSocket { socket in
+                try await socket.send(#"{"method":"OPEN","namespace":"test/echo","objectid":"a","parameters":{"sleep_ms":5000}}"#)
+                var response = try await socket.receive()
+                #expect(response.errorcode == .timeout)
+                try await socket.send(#"{"method":"OPEN","namespace":"test/echo","objectid":"b","requestid":1,"parameters":{"sleep_ms":5000}}"#)
+                try await socket.send(#"{"method":"OPEN","namespace":"test/echo","objectid":"c","requestid":2}"#)
+                response = try await socket.receive()
+                #expect(response.requestid == .integer(2) && response.success)
+                response = try await socket.receive()
+                #expect(response.requestid == .integer(1) && response.errorcode == .timeout)
+                try await socket.send(#"{"method":"OPEN","namespace":"test/echo","objectid":"d"}"#)
+                #expect(try await socket.receive().data?["objectid"] == "d")
+            }
+        }
+    }
+
     @Test func pipelinedCallsWithRequestIDsAreAllAnsweredAndMatched() async throws {
         let echo = EchoEndpoint()
         try await LiveGateway.run(endpoints: [echo]) { live in
