@@ -125,7 +125,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FlowStoreTests",
-            dependencies: ["FlowStore", "FlowCore", "FlowProtocol", "FlowSchema", "FlowTestSupport"],
+            dependencies: ["FlowStore", "FlowCore", "FlowProtocol", "FlowSchema", "FlowTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -51,8 +51,6 @@ class Client(WSListener):
             if payload.startswith(b"[8,48,"):
                 self.state.errors += 1
                 return int(parts[2])
-            if payload.startswith(b"[2,") and not self.ready.done():
-                self.ready.set_result(True)
             return None
         at = payload.find(b'"requestid":')
         if at < 0:
@@ -73,10 +71,14 @@ class Client(WSListener):
         if frame.msg_type != WSMsgType.TEXT:
             return
         payload = frame.get_payload_as_bytes()
+        if not self.ready.done():
+            # WAMP: the session's WELCOME [2, ...]; anything else (ABORT) leaves it unready.
+            if payload.startswith(b"[2,"):
+                self.ready.set_result(True)
+            return
         rid = self.request_id(payload)
         if rid is None:
-            if self.ready.done():
-                self.state.errors += 1
+            self.state.errors += 1
             return
         started = self.sent.pop(rid, None)
         if started is None:

@@ -20,8 +20,8 @@ struct ListStatement {
             _ = arguments.append(contentsOf: [Self.path(field), Self.sqlValue(value)])
         }
         if let search = self.query.search, let match = Self.matchExpression(search) {
-            conditions.append("id IN (SELECT id FROM object_search WHERE object_search MATCH ? AND collection = ?)")
-            _ = arguments.append(contentsOf: [match, self.collection.name])
+            conditions.append("seq IN (SELECT rowid FROM object_search WHERE object_search MATCH ?)")
+            _ = arguments.append(contentsOf: [match])
         }
         let total: Int?
         if self.query.cursor == nil {

@@ -58,6 +58,18 @@ public final class SQLiteStore: CollectionStore {
                 );
                 """)
         }
+        // v1 keyed the search rows by (collection, id) in UNINDEXED columns, so every write
+        // scanned the whole search table. Rows are now keyed by the object's seq as rowid.
+        migrator.registerMigration("v2: search rows keyed by seq") { db in
+            try db.execute(sql: """
+                CREATE VIRTUAL TABLE object_search_v2 USING fts5 (content, tokenize = 'unicode61 remove_diacritics 2');
+                INSERT INTO object_search_v2 (rowid, content)
+                    SELECT object.seq, object_search.content FROM object_search
+                    JOIN object ON object.collection = object_search.collection AND object.id = object_search.id;
+                DROP TABLE object_search;
+                ALTER TABLE object_search_v2 RENAME TO object_search;
+                """)
+        }
         return migrator
     }
 
@@ -91,21 +103,20 @@ public final class SQLiteStore: CollectionStore {
     // MARK: Writes
 
     public func insert(_ collection: CollectionSpec, id: String, fields: JSONObject) async throws -> JSONObject {
+        let now = Self.timestamp()
+        let object = Self.stored(fields, id: id, created: now, updated: now, rev: Self.newRev())
+        let text = Self.text(object)
         try await self.writer.write { db in
-            let exists = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM object WHERE collection = ? AND id = ?)", arguments: [collection.name, id])
-            guard exists == false else {
-                throw FlowError(.alreadyExists, "An object with that id already exists")
-            }
-            let now = Self.timestamp()
-            let object = Self.stored(fields, id: id, created: now, updated: now, rev: Self.newRev())
             let seq = try Self.nextSequence(db)
-            try db.execute(
-                sql: "INSERT INTO object (collection, id, seq, rev, body) VALUES (?, ?, ?, ?, ?)",
-                arguments: [collection.name, id, seq, object["rev"]?.stringValue, Self.text(object)]
+            // The primary key refuses a taken id; nothing else in the insert can conflict.
+            let inserted = try Int64.fetchOne(
+                db.cachedStatement(sql: "INSERT INTO object (collection, id, seq, rev, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq"),
+                arguments: [collection.name, id, seq, object["rev"]?.stringValue, text]
             )
-            try Self.index(db, collection, id: id, object: object)
-            return object
+            guard inserted != nil else { throw FlowError(.alreadyExists, "An object with that id already exists") }
+            try Self.index(db, collection, seq: seq, object: object, replacing: false)
         }
+        return object
     }
 
     public func update(
@@ -118,11 +129,11 @@ public final class SQLiteStore: CollectionStore {
             let object = Self.stored(
                 fields, id: id, created: current["created"]?.stringValue ?? Self.timestamp(), updated: Self.timestamp(), rev: Self.newRev()
             )
-            try db.execute(
-                sql: "UPDATE object SET rev = ?, body = ? WHERE collection = ? AND id = ?",
+            let seq = try Int64.fetchOne(
+                db.cachedStatement(sql: "UPDATE object SET rev = ?, body = ? WHERE collection = ? AND id = ? RETURNING seq"),
                 arguments: [object["rev"]?.stringValue, Self.text(object), collection.name, id]
             )
-            try Self.index(db, collection, id: id, object: object)
+            try Self.index(db, collection, seq: seq!, object: object, replacing: true)
             return object
         }
     }
@@ -130,8 +141,10 @@ public final class SQLiteStore: CollectionStore {
     public func delete(_ collection: CollectionSpec, id: String, expectedRev: String?) async throws -> JSONObject {
         try await self.writer.write { db in
             let current = try Self.current(db, collection.name, id, expectedRev: expectedRev)
-            try db.execute(sql: "DELETE FROM object WHERE collection = ? AND id = ?", arguments: [collection.name, id])
-            try db.execute(sql: "DELETE FROM object_search WHERE collection = ? AND id = ?", arguments: [collection.name, id])
+            let seq = try Int64.fetchOne(
+                db.cachedStatement(sql: "DELETE FROM object WHERE collection = ? AND id = ? RETURNING seq"), arguments: [collection.name, id]
+            )
+            try db.cachedStatement(sql: "DELETE FROM object_search WHERE rowid = ?").execute(arguments: [seq])
             return current
         }
     }
@@ -166,16 +179,16 @@ public final class SQLiteStore: CollectionStore {
 
     static func nextSequence(_ db: Database) throws -> Int64 {
         try Int64.fetchOne(
-            db, sql: "INSERT INTO counter (name, value) VALUES ('object', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value"
+            db.cachedStatement(sql: "INSERT INTO counter (name, value) VALUES ('object', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value")
         )!
     }
 
-    /// Mirrors the search fields' text into the FTS5 table.
-    static func index(_ db: Database, _ collection: CollectionSpec, id: String, object: JSONObject) throws {
+    /// Mirrors the search fields' text into the FTS5 table, under the object's seq.
+    static func index(_ db: Database, _ collection: CollectionSpec, seq: Int64, object: JSONObject, replacing: Bool) throws {
         guard !collection.searchFields.isEmpty else { return }
-        try db.execute(sql: "DELETE FROM object_search WHERE collection = ? AND id = ?", arguments: [collection.name, id])
+        if replacing { try db.cachedStatement(sql: "DELETE FROM object_search WHERE rowid = ?").execute(arguments: [seq]) }
         let content = collection.searchFields.compactMap { object[$0].map(Self.searchText) }.joined(separator: " ")
-        try db.execute(sql: "INSERT INTO object_search (collection, id, content) VALUES (?, ?, ?)", arguments: [collection.name, id, content])
+        try db.cachedStatement(sql: "INSERT INTO object_search (rowid, content) VALUES (?, ?)").execute(arguments: [seq, content])
     }
 
     static func searchText(_ value: JSONValue) -> String {
