@@ -24,40 +24,41 @@ struct WebSocketConnection {
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
         var assembler = MessageAssembler(maxMessageBytes: self.configuration.maxMessageBytes)
         var iterator = inbound.makeAsyncIterator()
-        await withTaskGroup(of: Void.self) { group in
-            var unreaped = 0
-            reading: while true {
-                let frame: WebSocketDataFrame?
-                do { frame = try await iterator.next() } catch { break reading }
-                guard let frame else { break reading }
-                switch assembler.append(opcode: .init(frame.opcode), data: frame.data, fin: frame.fin) {
-                case .incomplete:
-                    continue
-                case .close(let code, let reason):
-                    self.logger.debug("closing WebSocket", metadata: ["flow.ws.close": "\(code)", "flow.ws.reason": "\(reason)"])
-                    try? await outbound.close(code, reason: reason)
-                    break reading
-                case .message(.binary, _):
-                    let error = FlowError(.invalidRequest, "Binary frames are not supported: send each envelope as a JSON text frame")
-                    await self.send(self.dispatcher.failure(error, requestid: nil, origin: self.origin(nil)), to: outbound)
-                case .message(.text, let message):
-                    guard let request = await self.decode(message, outbound: outbound) else { continue }
-                    if request.envelope.requestid == nil {
-                        await self.dispatcher.dispatch(request) { await self.send($0.response, to: outbound) }
-                        continue
-                    }
-                    if unreaped >= self.configuration.maxInFlightPerSocket {
-                        await group.next()
-                        unreaped -= 1
-                    }
-                    unreaped += 1
-                    group.addTask {
-                        await self.dispatcher.dispatch(request) { await self.send($0.response, to: outbound) }
-                    }
-                }
+        let concurrent = ConcurrentCalls(limit: self.configuration.maxInFlightPerSocket)
+        // The client is gone: calls still running have nobody to answer.
+        defer { concurrent.cancelAll() }
+        while true {
+            let frame: WebSocketDataFrame?
+            do { frame = try await iterator.next() } catch { return }
+            guard let frame else { return }
+            switch assembler.append(opcode: .init(frame.opcode), data: frame.data, fin: frame.fin) {
+            case .incomplete:
+                continue
+            case .close(let code, let reason):
+                self.logger.debug("closing WebSocket", metadata: ["flow.ws.close": "\(code)", "flow.ws.reason": "\(reason)"])
+                try? await outbound.close(code, reason: reason)
+                return
+            case .message(let kind, let message):
+                await self.handle(kind, message, outbound: outbound, concurrent: concurrent)
             }
-            // The client is gone: calls still running have nobody to answer.
-            group.cancelAll()
+        }
+    }
+
+    /// One whole message. Kept out of `run` so the frame of the read loop, which every idle
+    /// socket holds while it waits, stays small.
+    @inline(never)
+    private func handle(_ kind: MessageAssembler.Kind, _ message: ByteBuffer, outbound: WebSocketOutboundWriter, concurrent: ConcurrentCalls) async {
+        guard kind == .text else {
+            let error = FlowError(.invalidRequest, "Binary frames are not supported: send each envelope as a JSON text frame")
+            return await self.send(self.dispatcher.failure(error, requestid: nil, origin: self.origin(nil)), to: outbound)
+        }
+        guard let request = await self.decode(message, outbound: outbound) else { return }
+        if request.envelope.requestid == nil {
+            await self.dispatcher.dispatch(request) { await self.send($0.response, to: outbound) }
+        } else {
+            await concurrent.start {
+                await self.dispatcher.dispatch(request) { await self.send($0.response, to: outbound) }
+            }
         }
     }
 

@@ -92,6 +92,24 @@ struct WebSocketTransportTests {
         #expect(echo.peakConcurrency > 1)
     }
 
+    /// A client that leaves cancels its running calls: nobody is left to answer.
+    @Test func closingTheSocketCancelsItsRunningCalls() async throws {
+        let echo = EchoEndpoint()
+        try await LiveGateway.run(endpoints: [echo]) { live in
+            try await live.webSocket { socket in
+                for index in 0..<3 {
+                    try await socket.send(#"{"method":"OPEN","namespace":"test/echo","objectid":"\#(index)","requestid":\#(index),"parameters":{"sleep_ms":20000}}"#)
+                }
+                while echo.runningCalls < 3 { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            // Bounded wait: without the cancellation the calls would run for 20 s.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while echo.runningCalls > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(echo.runningCalls == 0)
+            #expect(echo.totalCalls == 3)
+        }
+    }
+
     @Test func badFramesAreAnsweredAndTheSocketStaysUsable() async throws {
         try await LiveGateway.run { live in
             let close = try await live.webSocket { socket in

@@ -18,6 +18,8 @@ public final class EchoEndpoint: Endpoint {
 
     /// The most calls that ran at the same time.
     public var peakConcurrency: Int { self.running.withLock { $0.peak } }
+    /// Calls running right now.
+    public var runningCalls: Int { self.running.withLock { $0.now } }
     /// Calls handled so far.
     public var totalCalls: Int { self.running.withLock { $0.total } }
 
