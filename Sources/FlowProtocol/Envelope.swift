@@ -62,6 +62,11 @@ extension Envelope {
         _ bytes: UnsafeRawBufferPointer,
         maxDepth: Int = JSONValue.defaultMaxDepth
     ) throws(EnvelopeDecodingError) -> InboundFrame {
+        // The common case in one pass, without building the top-level object. Anything else
+        // (errors included) takes the general path below, which gives the same result for the
+        // frames the fast path reads.
+        var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
+        if let fields = try? parser.parseEnvelopeFields() { return .envelope(try Self(fields)) }
         let value: JSONValue
         do {
             value = try JSONValue(parsing: bytes, maxDepth: maxDepth)
@@ -85,15 +90,20 @@ extension Envelope {
 
     /// Decodes an envelope from an already parsed JSON object.
     public init(decoding object: JSONObject) throws(EnvelopeDecodingError) {
+        try self.init(EnvelopeFields(object))
+    }
+
+    /// Checks the fields' types and values, in SPEC §3's order.
+    init(_ fields: EnvelopeFields) throws(EnvelopeDecodingError) {
         let requestid: RequestID?
-        do { requestid = try Self.requestID(object["requestid"]) } catch { throw EnvelopeDecodingError(error) }
+        do { requestid = try Self.requestID(fields.requestid) } catch { throw EnvelopeDecodingError(error) }
         do {
-            let methodText = try Self.optionalString(object["method"], field: "method")
-            let namespace = try Self.namespace(Self.optionalString(object["namespace"], field: "namespace"))
-            let objectid = try Self.objectID(Self.optionalString(object["objectid"], field: "objectid"))
-            let token = try Self.optionalString(object["token"], field: "token")
-            let parameters = try Self.parameters(object["parameters"])
-            let data = object["data"].flatMap { value -> JSONValue? in value == .null ? nil : value }
+            let methodText = try Self.optionalString(fields.method, field: "method")
+            let namespace = try Self.namespace(Self.optionalString(fields.namespace, field: "namespace"))
+            let objectid = try Self.objectID(Self.optionalString(fields.objectid, field: "objectid"))
+            let token = try Self.optionalString(fields.token, field: "token")
+            let parameters = try Self.parameters(fields.parameters)
+            let data = fields.data.flatMap { value -> JSONValue? in value == .null ? nil : value }
             let method = try Self.method(methodText)
             self.init(
                 method: method, namespace: namespace, objectid: objectid, token: token,
@@ -160,6 +170,116 @@ extension Envelope {
             return .string(string)
         case .integer(let integer)?: return .integer(integer)
         case let other?: throw FlowError(.invalidRequest, "Field 'requestid' must be a string or an integer, not \(other.typeName)")
+        }
+    }
+}
+
+/// An envelope's fields as a frame holds them, before their types are checked.
+struct EnvelopeFields {
+    var method: JSONValue?
+    var namespace: JSONValue?
+    var objectid: JSONValue?
+    var token: JSONValue?
+    var parameters: JSONValue?
+    var data: JSONValue?
+    var requestid: JSONValue?
+
+    init() {}
+
+    init(_ object: JSONObject) {
+        self.method = object["method"]
+        self.namespace = object["namespace"]
+        self.objectid = object["objectid"]
+        self.token = object["token"]
+        self.parameters = object["parameters"]
+        self.data = object["data"]
+        self.requestid = object["requestid"]
+    }
+}
+
+extension JSONParser {
+    /// The top-level members a frame may have, told apart by their bytes.
+    private enum FrameKey {
+        case method, namespace, objectid, token, parameters, data, requestid
+        /// `call` or `cancel`: a provider frame.
+        case provider
+        case other
+    }
+
+    /// Reads a whole frame that is an object of plain (ASCII, unescaped) keys and is no provider
+    /// frame, keeping only the envelope's fields — last one wins, as in the general path.
+    /// Returns nil for any other frame; throws where the JSON is invalid.
+    mutating func parseEnvelopeFields() throws(JSONParseError) -> EnvelopeFields? {
+        self.skipWhitespace()
+        guard try self.peek() == UInt8(ascii: "{") else { return nil }
+        try self.enterContainer()
+        var fields = EnvelopeFields()
+        self.skipWhitespace()
+        if try self.peek() == UInt8(ascii: "}") {
+            self.index += 1
+        } else {
+            members: while true {
+                self.skipWhitespace()
+                guard try self.peek() == UInt8(ascii: "\""), let key = self.plainKey() else { return nil }
+                self.skipWhitespace()
+                guard try self.peek() == UInt8(ascii: ":") else { throw self.error(.unexpectedByte(self.bytes[self.index])) }
+                self.index += 1
+                self.skipWhitespace()
+                let value = try self.parseValue()
+                switch key {
+                case .method: fields.method = value
+                case .namespace: fields.namespace = value
+                case .objectid: fields.objectid = value
+                case .token: fields.token = value
+                case .parameters: fields.parameters = value
+                case .data: fields.data = value
+                case .requestid: fields.requestid = value
+                case .provider: return nil
+                case .other: break
+                }
+                self.skipWhitespace()
+                switch try self.peek() {
+                case UInt8(ascii: ","): self.index += 1
+                case UInt8(ascii: "}"):
+                    self.index += 1
+                    break members
+                case let byte: throw self.error(.unexpectedByte(byte))
+                }
+            }
+        }
+        self.depth -= 1
+        self.skipWhitespace()
+        guard self.index == self.bytes.count else { throw self.error(.trailingData) }
+        return fields
+    }
+
+    /// The key at the opening quote, if it is printable ASCII without escapes; the index moves past it.
+    private mutating func plainKey() -> FrameKey? {
+        let start = self.index + 1
+        var end = start
+        while end < self.bytes.count {
+            let byte = self.bytes[end]
+            if byte == UInt8(ascii: "\"") { break }
+            guard byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\\") else { return nil }
+            end += 1
+        }
+        guard end < self.bytes.count else { return nil }
+        self.index = end + 1
+        let key = UnsafeRawBufferPointer(rebasing: self.bytes[start..<end])
+        func equals(_ name: StaticString) -> Bool {
+            name.utf8CodeUnitCount == key.count && UnsafeRawBufferPointer(start: name.utf8Start, count: key.count).elementsEqual(key)
+        }
+        switch key.count {
+        case 4 where equals("data"): return .data
+        case 4 where equals("call"): return .provider
+        case 5 where equals("token"): return .token
+        case 6 where equals("method"): return .method
+        case 6 where equals("cancel"): return .provider
+        case 8 where equals("objectid"): return .objectid
+        case 9 where equals("namespace"): return .namespace
+        case 9 where equals("requestid"): return .requestid
+        case 10 where equals("parameters"): return .parameters
+        default: return .other
         }
     }
 }
