@@ -24,16 +24,23 @@ final class ConcurrentCalls: Sendable {
     /// Starts `call` in a task of its own; first waits (the caller stops reading) while `limit`
     /// calls are running.
     func start(_ call: @escaping @Sendable () async -> Void) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let full = self.state.withLock { state -> Bool in
-                guard state.running.count >= self.limit, !state.closed else { return false }
-                state.waiter = continuation
-                return true
+        while !self.tryStart(call) {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let waits = self.state.withLock { state -> Bool in
+                    guard state.running.count >= self.limit, !state.closed else { return false }
+                    state.waiter = continuation
+                    return true
+                }
+                if !waits { continuation.resume() }
             }
-            if !full { continuation.resume() }
         }
+    }
+
+    /// Starts `call` if a slot is free (or drops it once closed); false when all slots are taken.
+    private func tryStart(_ call: @escaping @Sendable () async -> Void) -> Bool {
         self.state.withLock { state in
-            guard !state.closed else { return }
+            guard !state.closed else { return true }
+            guard state.running.count < self.limit else { return false }
             let id = state.nextID
             state.nextID &+= 1
             // The task cannot finish before it is registered: `finished` takes the same lock.
@@ -41,6 +48,7 @@ final class ConcurrentCalls: Sendable {
                 await call()
                 self.finished(id)
             }
+            return true
         }
     }
 
