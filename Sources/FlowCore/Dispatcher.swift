@@ -80,11 +80,17 @@ public final class Dispatcher: Sendable {
 
     /// Dispatches one call and hands the answer to `deliver` while the call still counts as in
     /// flight, so a drain (``waitUntilIdle(deadline:)``) also waits for the answer to be sent.
-    public func dispatch<Delivered>(_ request: CallRequest, deliver: (DispatchResult) async -> Delivered) async -> Delivered {
+    ///
+    /// A call that times out is cancelled through its task. By default that is a child task of
+    /// its own, so the caller is never cancelled. `runsInOwnTask: true` says the calling task
+    /// exists only for this call: the call then runs in it, which saves a task per call, and a
+    /// timeout cancels the calling task too (`deliver` still runs, in the cancelled task).
+    public func dispatch<Delivered>(
+        _ request: CallRequest, runsInOwnTask: Bool = false, deliver: (DispatchResult) async -> Delivered
+    ) async -> Delivered {
         self.inFlight.add(1, ordering: .relaxed)
         defer { self.inFlight.subtract(1, ordering: .releasing) }
-        // A child task of its own: a timed-out call is cancelled without cancelling the caller.
-        // A child task of its own: a timed-out call is cancelled without cancelling the caller.
+        if runsInOwnTask { return await deliver(await self.answer(request)) }
         async let answer = self.answer(request)
         return await deliver(await answer)
     }
@@ -121,6 +127,10 @@ public final class Dispatcher: Sendable {
         if let requestid { logger[metadataKey: "flow.request.id"] = .string(requestid.description) }
         if let address = origin.clientAddress { logger[metadataKey: "flow.client"] = .string(address) }
         switch error {
+        case is CancellationError:
+            // The caller went away (a closed socket cancels its calls): nobody reads this answer.
+            flowError = FlowError(.internalError, "The call was cancelled")
+            logger.debug("call cancelled")
         case let error as FlowError:
             flowError = error
             let level: Logger.Level = error.code.httpStatus >= 500 ? .warning : .info

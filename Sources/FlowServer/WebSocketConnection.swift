@@ -56,8 +56,9 @@ struct WebSocketConnection {
         if request.envelope.requestid == nil {
             await self.dispatcher.dispatch(request) { await self.send($0.response, to: outbound) }
         } else {
+            // The call's task is its own: no second task per call inside the dispatcher.
             await concurrent.start {
-                await self.dispatcher.dispatch(request) { await self.send($0.response, to: outbound) }
+                await self.dispatcher.dispatch(request, runsInOwnTask: true) { await self.send($0.response, to: outbound) }
             }
         }
     }
@@ -96,7 +97,13 @@ struct WebSocketConnection {
         response.write(to: &writer)
         let frame = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: writer.bytes))
         do {
-            try await outbound.write(.custom(frame))
+            if Task.isCancelled {
+                // A timed-out call's task is cancelled, and a write that has to wait for the
+                // socket would fail in it. Its TIMEOUT answer is written from a fresh task.
+                try await Task { try await outbound.write(.custom(frame)) }.value
+            } else {
+                try await outbound.write(.custom(frame))
+            }
         } catch {
             self.logger.debug("could not write response: socket closed")
         }

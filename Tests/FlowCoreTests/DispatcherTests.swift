@@ -116,6 +116,35 @@ import Testing
         #expect(await self.call(Envelope(method: .open, namespace: Namespace("test/echo"), objectid: "2")).response.success)
     }
 
+    /// In a task of its own the call runs in the calling task: a timeout cancels that task,
+    /// and the TIMEOUT answer is still delivered.
+    @Test func callsInTheirOwnTaskTimeOutToo() async {
+        let request = CallRequest(
+            envelope: Envelope(method: .open, namespace: Namespace("test/echo"), objectid: "1", parameters: ["sleep_ms": 5_000]),
+            origin: CallOrigin(transport: .websocket, credential: .token("admin-token"))
+        )
+        let (response, cancelled) = await Task {
+            await self.dispatcher.dispatch(request, runsInOwnTask: true) { ($0.response, Task.isCancelled) }
+        }.value
+        #expect(response.errorcode == .timeout)
+        #expect(cancelled)
+        #expect(self.dispatcher.callsInFlight == 0)
+    }
+
+    /// A call cancelled by its caller (a closed socket) is no internal error worth an error log.
+    @Test func cancelledCallsAreNotLoggedAsErrors() async {
+        let request = CallRequest(
+            envelope: Envelope(method: .open, namespace: Namespace("test/echo"), objectid: "1", parameters: ["sleep_ms": 5_000]),
+            origin: CallOrigin(transport: .websocket, credential: .token("admin-token"))
+        )
+        let task = Task { await self.dispatcher.dispatch(request, runsInOwnTask: true) { $0.response } }
+        while self.echo.runningCalls == 0 { await Task.yield() }
+        task.cancel()
+        let response = await task.value
+        #expect(response.message == "The call was cancelled")
+        #expect(!self.log.all.contains { $0.hasPrefix("error") })
+    }
+
     @Test func concurrentCallsTimeOutIndependently() async {
         async let slow = self.call(Envelope(method: .open, namespace: Namespace("test/echo"), objectid: "1", parameters: ["sleep_ms": 5_000]))
         async let quick = self.call(Envelope(method: .open, namespace: Namespace("test/echo"), objectid: "2", parameters: ["sleep_ms": 50]))
