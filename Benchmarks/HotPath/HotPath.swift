@@ -45,7 +45,8 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    let storedResponse = Response(success: true, payload: .encoded(device.description), requestid: .integer(17))
+    var storedResponse = Response(success: true, requestid: .integer(17))
+    storedResponse.payload = .encoded(device.description)
     Benchmark("response encode (stored JSON text)") { benchmark in
         for _ in benchmark.scaledIterations {
             var writer = JSONWriter(capacity: 256)

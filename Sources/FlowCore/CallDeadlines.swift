@@ -12,11 +12,12 @@ final class CallDeadlines: Sendable {
     private struct Running {
         let deadline: ContinuousClock.Instant
         let task: CallTask
+        /// The sweeper cancelled it: the call answers TIMEOUT however it ends.
+        var expired = false
     }
 
     private struct State {
         var running: [UInt64: Running] = [:]
-        var expired: Set<UInt64> = []
         var nextID: UInt64 = 0
         var sweeping = false
     }
@@ -62,10 +63,7 @@ final class CallDeadlines: Sendable {
     /// Unregisters the call (before its task can end, so the sweeper never touches a finished
     /// task); returns whether it timed out.
     private func finish(_ id: UInt64) -> Bool {
-        self.state.withLock { state in
-            state.running[id] = nil
-            return state.expired.remove(id) != nil
-        }
+        self.state.withLock { $0.running.removeValue(forKey: id)?.expired ?? false }
     }
 
     private func sweep() async {
@@ -73,8 +71,8 @@ final class CallDeadlines: Sendable {
             try? await Task.sleep(for: self.interval)
             let now = ContinuousClock.now
             let done = self.state.withLock { state -> Bool in
-                for (id, call) in state.running where call.deadline <= now && !state.expired.contains(id) {
-                    state.expired.insert(id)
+                for (id, call) in state.running where call.deadline <= now && !call.expired {
+                    state.running[id]?.expired = true
                     call.task.cancel()
                 }
                 if state.running.isEmpty { state.sweeping = false }

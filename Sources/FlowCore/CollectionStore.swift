@@ -24,14 +24,6 @@ public protocol CollectionStore: Sendable {
     func delete(_ collection: CollectionSpec, id: String, expectedRev: String?) async throws -> JSONObject
 }
 
-extension CollectionStore {
-    /// The object with `id`, or nil.
-    public func object(_ collection: CollectionSpec, id: String) async throws -> JSONObject? {
-        guard let text = try await self.encodedObject(collection, id: id) else { return nil }
-        return try decodeStoredObject(text)
-    }
-}
-
 /// A stored object's text as an object; anything else means the store is damaged.
 public func decodeStoredObject(_ text: String) throws -> JSONObject {
     guard case .object(let object)? = try? JSONValue(parsing: text, maxDepth: 512) else {

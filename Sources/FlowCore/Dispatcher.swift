@@ -100,13 +100,9 @@ public final class Dispatcher: Sendable {
         do {
             let (reply, identity) = try await self.run(request)
             username = identity.username
-            return DispatchResult(
-                response: Response(
-                    status: reply.status, success: true, payload: reply.payload, dataType: reply.dataType,
-                    paging: reply.paging, requestid: request.envelope.requestid
-                ),
-                username: username
-            )
+            var response = Response(status: reply.status, success: true, dataType: reply.dataType, paging: reply.paging, requestid: request.envelope.requestid)
+            response.payload = reply.payload
+            return DispatchResult(response: response, username: username)
         } catch let error as IdentifiedFailure {
             username = error.identity?.username
             return DispatchResult(response: self.failure(error.underlying, request: request), username: username)

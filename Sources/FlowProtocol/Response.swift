@@ -19,13 +19,14 @@ public struct Response: Sendable, Equatable {
     /// LIST only: `{next, total}`.
     public var paging: JSONValue?
 
+    /// Echo of the request's `requestid`.
+    public var requestid: RequestID?
+
     /// `payload` as a value (encoded text is parsed).
     public var data: JSONValue? {
         get { self.payload?.value }
         set { self.payload = newValue.map(JSONPayload.value) }
     }
-    /// Echo of the request's `requestid`.
-    public var requestid: RequestID?
 
     public init(
         status: Int = 0,
@@ -38,27 +39,9 @@ public struct Response: Sendable, Equatable {
         paging: JSONValue? = nil,
         requestid: RequestID? = nil
     ) {
-        self.init(
-            status: status, success: success, payload: data.map(JSONPayload.value), message: message, errorcode: errorcode,
-            errorid: errorid, dataType: dataType, paging: paging, requestid: requestid
-        )
-    }
-
-    /// A response whose data may be encoded JSON text.
-    public init(
-        status: Int = 0,
-        success: Bool,
-        payload: JSONPayload?,
-        message: String? = nil,
-        errorcode: ErrorCode? = nil,
-        errorid: String? = nil,
-        dataType: String = "JSON",
-        paging: JSONValue? = nil,
-        requestid: RequestID? = nil
-    ) {
         self.status = status
         self.success = success
-        self.payload = payload
+        self.payload = data.map(JSONPayload.value)
         self.message = message
         self.errorcode = errorcode
         self.errorid = errorid
@@ -77,7 +60,7 @@ public struct Response: Sendable, Equatable {
 
     /// The response as compact JSON bytes, fields in a fixed order.
     public func encoded() -> [UInt8] {
-        var writer = JSONWriter(capacity: 128)
+        var writer = JSONWriter(capacity: 256)
         self.write(to: &writer)
         return writer.bytes
     }

@@ -70,9 +70,7 @@ struct HTTPTransport: RouterMiddleware {
         let status = response.success ? 200 : (response.errorcode?.httpStatus ?? 500)
         if status == 401 { headers[.wwwAuthenticate] = "Basic realm=\"flowgate\"" }
         self.addCORSHeaders(for: request, to: &headers)
-        var writer = JSONWriter(capacity: 256)
-        response.write(to: &writer)
-        return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: writer.bytes)))
+        return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: response.encoded())))
     }
 
     // MARK: CORS

@@ -93,9 +93,7 @@ struct WebSocketConnection {
     }
 
     private func send(_ response: Response, to outbound: WebSocketOutboundWriter) async {
-        var writer = JSONWriter(capacity: 256)
-        response.write(to: &writer)
-        let frame = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: writer.bytes))
+        let frame = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: response.encoded()))
         do {
             if Task.isCancelled {
                 // A timed-out call's task is cancelled, and a write that has to wait for the
