@@ -163,7 +163,7 @@ struct CollectionHarness {
         #expect(await harness.call(.list, parameters: ["search": "\" OR ( *"]).success)
 
         for bad: JSONValue in [
-            ["limit": 0], ["limit": 1001], ["limit": "5"], ["order": "up"], ["sort": "a b"], ["cursor": "nonsense"], ["cursor": 5],
+            ["limit": 0], ["limit": 1001], ["limit": "5"], ["order": "up"], ["sort": "a b"], ["cursor": "nonsense"], ["cursor": "ab+c/="], ["cursor": 5],
             ["filter": ["a": [1]]], ["filter": ["a b": 1]], ["filter": "a"], ["search": 1], "text",
         ] {
             #expect(await harness.call(.list, parameters: bad).errorcode == .invalidRequest, "\(bad)")
