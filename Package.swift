@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "FlowCore", targets: ["FlowCore"]),
         .library(name: "FlowSchema", targets: ["FlowSchema"]),
         .library(name: "FlowStore", targets: ["FlowStore"]),
+        .library(name: "FlowAuth", targets: ["FlowAuth"]),
         .library(name: "FlowServer", targets: ["FlowServer"]),
     ],
     dependencies: [
@@ -30,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Wire protocol: envelope, response, error codes, JSON value and codec. No I/O.
@@ -65,6 +68,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Users, tokens, roles and scopes (SPEC §9): the authenticator, the policy, the auth/* endpoints.
+        .target(
+            name: "FlowAuth",
+            dependencies: [
+                "FlowProtocol",
+                "FlowCore",
+                "FlowSchema",
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // HTTP and WebSocket transports and the application builder: the only target importing Hummingbird/NIO.
         .target(
             name: "FlowServer",
@@ -73,6 +90,7 @@ let package = Package(
                 "FlowCore",
                 "FlowSchema",
                 "FlowStore",
+                "FlowAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -87,6 +105,8 @@ let package = Package(
             dependencies: [
                 "FlowServer",
                 "FlowCore",
+                "FlowAuth",
+                "FlowStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -129,6 +149,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "FlowAuthTests",
+            dependencies: ["FlowAuth", "FlowCore", "FlowProtocol", "FlowStore", "FlowTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "FlowCoreTests",
             dependencies: ["FlowCore", "FlowProtocol", "FlowTestSupport"],
             swiftSettings: swiftSettings
@@ -136,7 +161,7 @@ let package = Package(
         .testTarget(
             name: "FlowServerTests",
             dependencies: [
-                "FlowServer", "FlowCore", "FlowProtocol", "FlowTestSupport",
+                "FlowServer", "FlowCore", "FlowProtocol", "FlowTestSupport", "FlowAuth", "FlowStore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "WSCore", package: "swift-websocket"),

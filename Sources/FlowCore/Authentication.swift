@@ -41,3 +41,33 @@ public struct OpenAccessPolicy: AuthorizationPolicy {
     public init() {}
     public func authorize(_ identity: Identity, method: Method, objectid: String?, endpoint: EndpointDefinition) throws(FlowError) {}
 }
+
+/// SPEC §9.3: a call needs a scope of the caller that allows its namespace and method — the
+/// endpoint's own scope for the method when it declares one. Self-service methods only need a
+/// signed-in caller.
+public struct ScopePolicy: AuthorizationPolicy {
+    public init() {}
+
+    public func authorize(_ identity: Identity, method: Method, objectid: String?, endpoint: EndpointDefinition) throws(FlowError) {
+        if endpoint.selfServiceMethods.contains(method) && !identity.isAnonymous { return }
+        let allowed: Bool
+        if let override = endpoint.scopeOverrides[method] {
+            allowed = Scope(override).map { identity.grants.cover([$0]) } ?? false
+        } else {
+            allowed = identity.grants.allow(method, on: endpoint.namespace)
+        }
+        guard allowed else {
+            throw FlowError(.forbidden, "Not allowed to \(method.rawValue) \(endpoint.namespace)")
+        }
+    }
+}
+
+/// An authenticator whose credentials can stop being valid while a WebSocket uses them
+/// (SPEC §5.3): the gateway closes a socket with 4001 once the credential it was opened with is revoked.
+public protocol RevocableCredentials: Sendable {
+    /// Whether `credential` was revoked, has expired, or its user was disabled or deleted.
+    /// Cheap (no password hashing); false when it cannot tell.
+    func isRevoked(_ credential: Credential) -> Bool
+    /// Calls `body` after every change that may have revoked a credential, until the task is cancelled.
+    func watchRevocations(_ body: @Sendable () async -> Void) async
+}

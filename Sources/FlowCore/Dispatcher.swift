@@ -105,14 +105,17 @@ public final class Dispatcher: Sendable {
             return DispatchResult(response: response, username: username)
         } catch let error as IdentifiedFailure {
             username = error.identity?.username
-            return DispatchResult(response: self.failure(error.underlying, request: request), username: username)
+            return DispatchResult(response: self.failure(error.underlying, request: request, username: username), username: username)
         } catch {
             return DispatchResult(response: self.failure(error, request: request))
         }
     }
 
     /// The failure response for `error` (the one error boundary), logged with its errorid.
-    public func failure(_ error: any Error, requestid: RequestID?, namespace: Namespace? = nil, method: Method? = nil, origin: CallOrigin) -> Response {
+    /// The log line names the user when one is known (SPEC §9: every `FORBIDDEN` is audited).
+    public func failure(
+        _ error: any Error, requestid: RequestID?, namespace: Namespace? = nil, method: Method? = nil, origin: CallOrigin, username: String? = nil
+    ) -> Response {
         let errorid = UUID().uuidString.lowercased()
         let flowError: FlowError
         var logger = self.logger
@@ -122,6 +125,7 @@ public final class Dispatcher: Sendable {
         if let method { logger[metadataKey: "flow.method"] = .string(method.rawValue) }
         if let requestid { logger[metadataKey: "flow.request.id"] = .string(requestid.description) }
         if let address = origin.clientAddress { logger[metadataKey: "flow.client"] = .string(address) }
+        if let username { logger[metadataKey: "flow.user"] = .string(username) }
         switch error {
         case is CancellationError:
             // The caller went away (a closed socket cancels its calls): nobody reads this answer.
@@ -138,10 +142,10 @@ public final class Dispatcher: Sendable {
         return Response.failure(flowError, errorid: errorid, requestid: requestid)
     }
 
-    private func failure(_ error: any Error, request: CallRequest) -> Response {
+    private func failure(_ error: any Error, request: CallRequest, username: String? = nil) -> Response {
         self.failure(
             error, requestid: request.envelope.requestid, namespace: request.envelope.namespace,
-            method: request.envelope.method, origin: request.origin
+            method: request.envelope.method, origin: request.origin, username: username
         )
     }
 

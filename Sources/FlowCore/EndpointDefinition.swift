@@ -26,10 +26,16 @@ public struct EndpointDefinition: Sendable, Equatable {
     public var methods: Set<Method>
     /// Methods callable without a credential (SPEC §9.5).
     public var publicMethods: Set<Method>
+    /// Methods any signed-in user may call without a scope; the handler limits them to the
+    /// caller's own objects (SPEC §9.3 self-service: `auth/session`, `auth/tokens`).
+    public var selfServiceMethods: Set<Method>
     /// Scopes that differ from the default `<namespace>:<METHOD>`.
     public var scopeOverrides: [Method: String]
     /// The JSON Schema for `data`, if any.
     public var schema: JSONValue?
+    /// The JSON Schema of what the endpoint answers with (each item, for LIST) when it is not
+    /// `schema` (with the server fields, for collections). Documentation: the OpenAPI document.
+    public var resultSchema: JSONValue?
 
     /// A definition; `application` defaults to the namespace's first segment.
     public init(
@@ -39,8 +45,10 @@ public struct EndpointDefinition: Sendable, Equatable {
         kind: EndpointKind = .inProcess,
         methods: Set<Method>,
         publicMethods: Set<Method> = [],
+        selfServiceMethods: Set<Method> = [],
         scopeOverrides: [Method: String] = [:],
-        schema: JSONValue? = nil
+        schema: JSONValue? = nil,
+        resultSchema: JSONValue? = nil
     ) {
         self.namespace = namespace
         self.application = application ?? namespace.firstSegment
@@ -48,8 +56,10 @@ public struct EndpointDefinition: Sendable, Equatable {
         self.kind = kind
         self.methods = methods
         self.publicMethods = publicMethods
+        self.selfServiceMethods = selfServiceMethods
         self.scopeOverrides = scopeOverrides
         self.schema = schema
+        self.resultSchema = resultSchema
     }
 
     /// The scope a caller needs for `method`.

@@ -1,3 +1,5 @@
+public import FlowProtocol
+
 /// Who is calling, as established by an ``Authenticator``. Handlers and providers see this,
 /// never the caller's credential.
 public struct Identity: Sendable, Hashable {
@@ -5,13 +7,29 @@ public struct Identity: Sendable, Hashable {
     public var username: String?
     /// The user's roles.
     public var roles: [String]
-    /// The effective call and provide scopes (SPEC §9.3).
+    /// The effective call and provide scopes (SPEC §9.3), as text.
     public var scopes: [String]
+    /// The scopes as the policy checks them: the user's, and the token's when it narrows them.
+    public var grants: Grants
+    /// The id of the token that authenticated the call (not its value); nil for Basic and anonymous.
+    public var tokenID: String?
 
+    /// An identity with `scopes` (text that does not spell a scope grants nothing).
     public init(username: String?, roles: [String] = [], scopes: [String] = []) {
         self.username = username
         self.roles = roles
         self.scopes = scopes
+        self.grants = Grants(scopes.compactMap(Scope.init))
+        self.tokenID = nil
+    }
+
+    /// An identity with `grants`; ``scopes`` is their effective text.
+    public init(username: String?, roles: [String], grants: Grants, tokenID: String? = nil) {
+        self.username = username
+        self.roles = roles
+        self.scopes = grants.effective.map(\.description)
+        self.grants = grants
+        self.tokenID = tokenID
     }
 
     /// A caller with no identity: allowed only on public methods, or everywhere in open-access mode.
@@ -19,6 +37,33 @@ public struct Identity: Sendable, Hashable {
 
     /// Whether no user is behind the call.
     public var isAnonymous: Bool { self.username == nil }
+}
+
+/// What an identity may do: its user's scopes and, for a token that narrows them, the token's
+/// scopes too. A call must be allowed by both (SPEC §9.3: a token may narrow, never widen).
+public struct Grants: Sendable, Hashable {
+    /// The user's scopes (the union of their roles').
+    public var scopes: [Scope]
+    /// The token's scopes when it narrows the user's; nil when it does not.
+    public var narrowedTo: [Scope]?
+
+    public init(_ scopes: [Scope], narrowedTo: [Scope]? = nil) {
+        self.scopes = scopes
+        self.narrowedTo = narrowedTo
+    }
+
+    /// What the identity may do, as shown to the user.
+    public var effective: [Scope] { self.narrowedTo ?? self.scopes }
+
+    /// Whether calling `method` on `namespace` is allowed.
+    public func allow(_ method: FlowProtocol.Method, on namespace: Namespace) -> Bool {
+        self.scopes.allow(method, on: namespace) && (self.narrowedTo?.allow(method, on: namespace) ?? true)
+    }
+
+    /// Whether everything `others` allow is allowed (a new token's scopes must pass this).
+    public func cover(_ others: [Scope]) -> Bool {
+        self.scopes.cover(others) && (self.narrowedTo?.cover(others) ?? true)
+    }
 }
 
 /// A credential presented with a call. Its description never shows the secret.

@@ -1,42 +1,69 @@
+import FlowCore
 import NIOWebSocket
 import Synchronization
 
-/// The open WebSockets: counted against `max_sockets`, and closed together on shutdown.
+/// The open WebSockets: counted against `max_sockets`, closed together on shutdown, and closed
+/// with 4001 when the credential they were opened with is revoked (SPEC §5.3).
 final class ConnectionRegistry: Sendable {
     typealias Closer = @Sendable (WebSocketErrorCode, String) async -> Void
 
+    private struct Entry {
+        let closer: Closer
+        /// The upgrade request's credential, when it was valid at the upgrade.
+        let credential: Credential?
+    }
+
     private struct State {
         var nextID = 0
-        var closers: [Int: Closer] = [:]
+        var entries: [Int: Entry] = [:]
     }
 
     private let state = Mutex(State())
     let limit: Int
+    /// Who says whether a credential was revoked; nil when credentials never are.
+    let credentials: (any RevocableCredentials)?
 
-    init(limit: Int) {
+    init(limit: Int, credentials: (any RevocableCredentials)? = nil) {
         self.limit = limit
+        self.credentials = credentials
     }
 
-    /// Adds a connection; nil when the limit is reached.
-    func add(_ closer: @escaping Closer) -> Int? {
-        self.state.withLock { state in
-            guard state.closers.count < self.limit else { return nil }
+    /// Adds a connection opened with `credential`; nil when the limit is reached.
+    func add(credential: Credential? = nil, _ closer: @escaping Closer) -> Int? {
+        // A credential that is already no good is not "the socket's": its frames fail on their own.
+        let watched = credential.flatMap { credential in self.credentials?.isRevoked(credential) == false ? credential : nil }
+        return self.state.withLock { state in
+            guard state.entries.count < self.limit else { return nil }
             state.nextID += 1
-            state.closers[state.nextID] = closer
+            state.entries[state.nextID] = Entry(closer: closer, credential: watched)
             return state.nextID
         }
     }
 
     func remove(_ id: Int) {
-        _ = self.state.withLock { $0.closers.removeValue(forKey: id) }
+        _ = self.state.withLock { $0.entries.removeValue(forKey: id) }
     }
 
     /// Open WebSockets right now.
-    var count: Int { self.state.withLock { $0.closers.count } }
+    var count: Int { self.state.withLock { $0.entries.count } }
 
     /// Sends every open socket a close frame with `code`.
     func closeAll(code: WebSocketErrorCode, reason: String) async {
-        let closers = self.state.withLock { Array($0.closers.values) }
+        await Self.close(self.state.withLock { $0.entries.values.map(\.closer) }, code: code, reason: reason)
+    }
+
+    /// Closes with 4001 every socket whose credential was revoked, and forgets them.
+    func closeRevoked() async {
+        guard let credentials = self.credentials else { return }
+        let revoked = self.state.withLock { state in
+            state.entries.filter { $0.value.credential.map(credentials.isRevoked) ?? false }
+        }
+        guard !revoked.isEmpty else { return }
+        self.state.withLock { state in for id in revoked.keys { state.entries[id] = nil } }
+        await Self.close(revoked.values.map(\.closer), code: .init(codeNumber: 4001), reason: "Credential revoked or expired")
+    }
+
+    private static func close(_ closers: [Closer], code: WebSocketErrorCode, reason: String) async {
         await withDiscardingTaskGroup { group in
             for closer in closers {
                 group.addTask { await closer(code, reason) }

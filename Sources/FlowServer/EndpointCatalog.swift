@@ -148,6 +148,10 @@ struct DefinitionReader {
                         self.problem("scopes", "must map method names to scope strings")
                         continue
                     }
+                    guard case .call? = Scope(text) else {
+                        self.problem("scopes", "'\(text)' for \(name) is not a call scope ('<namespace pattern>:<METHODS>')")
+                        continue
+                    }
                     scopes[method] = text
                 }
             } else {

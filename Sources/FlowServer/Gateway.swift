@@ -1,5 +1,6 @@
 public import FlowCore
 import FlowProtocol
+import FlowAuth
 import FlowStore
 import Foundation
 public import Hummingbird
@@ -26,6 +27,8 @@ public struct Gateway: Sendable {
     public let application: Application<RouterResponder<GatewayRequestContext>>
     let connections: ConnectionRegistry
     let logger: Logger
+    /// Services that run beside the server (auth housekeeping, the revocation watch).
+    let backgroundServices: [any Service]
 
     /// Builds the gateway; `onServerRunning` receives the bound port once the server listens.
     public init(
@@ -34,6 +37,7 @@ public struct Gateway: Sendable {
         policy: any AuthorizationPolicy,
         registry: EndpointRegistry = EndpointRegistry(),
         readiness: @escaping @Sendable () async -> Bool = { true },
+        services: [any Service] = [],
         logger: Logger,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws {
@@ -45,9 +49,11 @@ public struct Gateway: Sendable {
             registry: registry, authenticator: authenticator, policy: policy,
             configuration: .init(callTimeout: configuration.callTimeout), logger: logger
         )
-        let connections = ConnectionRegistry(limit: configuration.maxSockets)
+        let revocable = authenticator as? any RevocableCredentials
+        let connections = ConnectionRegistry(limit: configuration.maxSockets, credentials: revocable)
         self.dispatcher = dispatcher
         self.connections = connections
+        self.backgroundServices = services + (revocable.map { [RevocationWatch(credentials: $0, connections: connections)] } ?? [])
 
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: HTTPTransport(dispatcher: dispatcher, configuration: configuration))
@@ -85,20 +91,31 @@ public struct Gateway: Sendable {
     }
 
     /// The daemon as `flowgate serve` runs it: the declarative endpoints from `endpoints`/`schemas`
-    /// (throws ``EndpointCatalog/LoadError`` listing every problem), stored in `data/flowgate.sqlite`.
+    /// (throws ``EndpointCatalog/LoadError`` listing every problem), stored in `data/flowgate.sqlite`,
+    /// with users, tokens and roles in the same database and the `auth/*` endpoints (SPEC §9).
+    /// On first start it creates the user `admin` (``GatewayConfiguration/adminPassword``, or a
+    /// random password it logs once).
     public static func build(
         configuration: GatewayConfiguration,
-        authenticator: any Authenticator,
-        policy: any AuthorizationPolicy,
         logger: Logger,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) throws -> Gateway {
+    ) async throws -> Gateway {
         let catalog = try EndpointCatalog.load(
             endpoints: configuration.endpointsDirectory, schemas: configuration.schemasDirectory, assertFormats: configuration.assertFormats
         )
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
-        let store = try SQLiteStore(path: (configuration.dataDirectory as NSString).appendingPathComponent("flowgate.sqlite"))
+        let store = try SQLiteStore(path: Self.databasePath(dataDirectory: configuration.dataDirectory))
+        let auth = AuthService(store: store, configuration: configuration.auth, logger: logger)
+        if let password = try await auth.bootstrap(adminPassword: configuration.adminPassword) {
+            logger.notice(
+                "first start: the user 'admin' has this random password, shown only now; change it with RUN auth/session current or flowgate user passwd",
+                metadata: ["flow.admin.password": .string(password)]
+            )
+        }
         let registry = EndpointRegistry()
+        for endpoint: any Endpoint in [SessionEndpoint(auth: auth), TokensEndpoint(auth: auth), UsersEndpoint(auth: auth), RolesEndpoint(auth: auth)] {
+            try registry.register(endpoint)
+        }
         for collection in catalog.collections {
             try registry.register(
                 CollectionEndpoint(definition: collection.definition, searchFields: collection.searchFields, store: store, validator: collection.validator)
@@ -109,14 +126,22 @@ public struct Gateway: Sendable {
             metadata: ["flow.collections": "\(catalog.collections.count)", "flow.schemas": "\(catalog.schemaCount)", "flow.data": "\(configuration.dataDirectory)"]
         )
         return try Gateway(
-            configuration: configuration, authenticator: authenticator, policy: policy, registry: registry,
-            readiness: { await store.isHealthy() }, logger: logger, onServerRunning: onServerRunning
+            configuration: configuration, authenticator: auth, policy: ScopePolicy(), registry: registry,
+            readiness: { await store.isHealthy() }, services: [AuthHousekeeping(auth: auth)], logger: logger, onServerRunning: onServerRunning
         )
+    }
+
+    /// The database file in `dataDirectory` (the daemon and the `user`/`token` commands share it).
+    public static func databasePath(dataDirectory: String) -> String {
+        (dataDirectory as NSString).appendingPathComponent("flowgate.sqlite")
     }
 
     /// The services to run, in this order: the server, then the drain that runs first on shutdown.
     public var services: [any Service] {
-        [self.application, DrainService(dispatcher: self.dispatcher, connections: self.connections, timeout: self.configuration.drainTimeout, logger: self.logger)]
+        self.backgroundServices + [
+            self.application,
+            DrainService(dispatcher: self.dispatcher, connections: self.connections, timeout: self.configuration.drainTimeout, logger: self.logger),
+        ]
     }
 
     /// Open WebSockets.
@@ -124,6 +149,18 @@ public struct Gateway: Sendable {
 
     static func json(_ status: HTTPResponse.Status, _ body: String) -> Response {
         Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+/// Closes with 4001 the sockets whose credential was revoked, after every change (SPEC §5.3).
+struct RevocationWatch: Service {
+    let credentials: any RevocableCredentials
+    let connections: ConnectionRegistry
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            await self.credentials.watchRevocations { await self.connections.closeRevoked() }
+        }
     }
 }
 

@@ -1,3 +1,4 @@
+public import FlowAuth
 public import FlowProtocol
 public import Logging
 
@@ -38,6 +39,11 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var assertFormats = false
     /// `log_level` — trace, debug, info, notice, warning, error, critical.
     public var logLevel: Logger.Level = .info
+    /// `admin_password` — the first admin's password, used only when the database has no user
+    /// (SPEC §9.1); without it a random one is logged once.
+    public var adminPassword: String?
+    /// `session_lifetime_ms`, `bcrypt_cost`, `basic_cache_ms`, `login_failures_per_minute`.
+    public var auth = AuthConfiguration()
 
     public init() {}
 }
@@ -164,6 +170,21 @@ extension GatewayConfiguration {
                 throw ConfigurationError(key: "log_level", message: "must be one of trace, debug, info, notice, warning, error, critical")
             }
             config.logLevel = level
+        },
+        Key(name: "admin_password", summary: "password of the first user, admin, created when the database has no user (default: random, logged once)") { config, value throws(ConfigurationError) in
+            config.adminPassword = try value.string("admin_password")
+        },
+        Key(name: "session_lifetime_ms", summary: "how long a session token from auth/session lives, in ms (default 43200000, 12 h)") { config, value throws(ConfigurationError) in
+            config.auth.sessionLifetime = .milliseconds(try value.integer("session_lifetime_ms", in: 1000...31_536_000_000))
+        },
+        Key(name: "bcrypt_cost", summary: "bcrypt cost of new password hashes (default 12)") { config, value throws(ConfigurationError) in
+            config.auth.bcryptCost = try value.integer("bcrypt_cost", in: 4...31)
+        },
+        Key(name: "basic_cache_ms", summary: "how long a verified HTTP Basic credential is trusted without hashing again, in ms (default 30000)") { config, value throws(ConfigurationError) in
+            config.auth.basicCacheLifetime = .milliseconds(try value.integer("basic_cache_ms", in: 0...3_600_000))
+        },
+        Key(name: "login_failures_per_minute", summary: "failed logins per user name and per client address per minute before RATE_LIMITED (default 10)") { config, value throws(ConfigurationError) in
+            config.auth.loginFailuresPerMinute = try value.integer("login_failures_per_minute", in: 1...1_000_000)
         },
     ]
 

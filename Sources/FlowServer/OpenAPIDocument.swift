@@ -31,6 +31,11 @@ struct OpenAPIDocument {
                     storedSchema = ["$ref": .string("#/components/schemas/\(name).stored")]
                 }
             }
+            if let result = definition.resultSchema {
+                let name = Self.componentName(definition.namespace, taken: schemas) + ".result"
+                schemas[name] = Self.rebasingReferences(result, under: "#/components/schemas/\(name)")
+                storedSchema = ["$ref": .string("#/components/schemas/\(name)")]
+            }
             let base = "/api/\(definition.application)/\(definition.namespace.rawValue)/"
             let collectionPath = self.operations(endpoint, dataSchema: dataSchema, storedSchema: storedSchema, withObjectID: false)
             if !collectionPath.isEmpty { paths[base] = .object(collectionPath) }

@@ -22,7 +22,7 @@ struct WebSocketRoutes {
         }
         if self.configuration.diagnosticsEcho {
             router.ws("/diagnostics/echo", shouldUpgrade: Self.shouldUpgrade) { inbound, outbound, _ in
-                await self.withSlot(outbound) {
+                await self.withSlot(outbound, credential: nil) {
                     await EchoConnection(configuration: self.configuration).run(inbound: inbound, outbound: outbound)
                 }
             }
@@ -72,19 +72,19 @@ struct WebSocketRoutes {
             dispatcher: self.dispatcher, configuration: self.configuration, defaultNamespace: defaultNamespace,
             socketCredential: credential, clientAddress: clientAddress, logger: logger
         )
-        await self.withSlot(outbound) {
+        await self.withSlot(outbound, credential: credential) {
             await connection.run(inbound: inbound, outbound: outbound)
         }
     }
 
     /// Runs `body` while the socket is counted; over `max_sockets` or while draining the socket
     /// is closed at once (1013 try again later / 1001 going away).
-    private func withSlot(_ outbound: WebSocketOutboundWriter, _ body: () async -> Void) async {
+    private func withSlot(_ outbound: WebSocketOutboundWriter, credential: Credential?, _ body: () async -> Void) async {
         guard !self.dispatcher.isDraining else {
             try? await outbound.close(.goingAway, reason: "Server shutting down")
             return
         }
-        guard let id = self.connections.add({ code, reason in try? await outbound.close(code, reason: reason) }) else {
+        guard let id = self.connections.add(credential: credential, { code, reason in try? await outbound.close(code, reason: reason) }) else {
             self.logger.warning("refusing WebSocket: max_sockets reached", metadata: ["flow.limit": "\(self.configuration.maxSockets)"])
             try? await outbound.close(.init(codeNumber: 1013), reason: "Too many connections")
             return

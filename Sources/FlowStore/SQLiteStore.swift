@@ -70,6 +70,7 @@ public final class SQLiteStore: CollectionStore {
                 ALTER TABLE object_search_v2 RENAME TO object_search;
                 """)
         }
+        migrator.registerMigration("v3: users, roles and tokens", migrate: Self.createAuthTables)
         return migrator
     }
 
@@ -95,7 +96,7 @@ public final class SQLiteStore: CollectionStore {
     /// Runs a read on the calling thread, on one of the read-only connections. A read takes
     /// microseconds; GRDB's async `read` would hop to a reader queue and back, and its pool
     /// costs more per call than the read itself. Writes still go through the writer's queue.
-    private func read<T>(transaction: Bool, _ body: (Database) throws -> T) throws -> T {
+    func read<T>(transaction: Bool, _ body: (Database) throws -> T) throws -> T {
         guard let readers = self.readers else { return try self.writer.read(body) }
         return try readers.read(transaction: transaction, body)
     }

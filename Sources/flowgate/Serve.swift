@@ -43,22 +43,14 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "flowgate")
-        logger.warning(
-            """
-            OPEN ACCESS: authentication is not configured in this build; every call is admitted \
-            as an anonymous identity. Do not expose this daemon beyond a trusted network.
-            """
-        )
         let gateway: Gateway
         do {
-            gateway = try Gateway.build(
-            configuration: configuration,
-            authenticator: OpenAccessAuthenticator(),
-            policy: OpenAccessPolicy(),
-            logger: logger,
-            onServerRunning: { port in
-                logger.notice("flowgate listening", metadata: ["flow.address": "\(configuration.host):\(port)"])
-            }
+            gateway = try await Gateway.build(
+                configuration: configuration,
+                logger: logger,
+                onServerRunning: { port in
+                    logger.notice("flowgate listening", metadata: ["flow.address": "\(configuration.host):\(port)"])
+                }
             )
         } catch let error as EndpointCatalog.LoadError {
             logger.critical("refusing to start: the endpoint definitions have problems")

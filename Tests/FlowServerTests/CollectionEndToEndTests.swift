@@ -112,6 +112,7 @@ struct CollectionEndToEndTests {
         try await LiveGateway.runShipped { live in
             let (status, output) = try DaemonProcess.runTool(schemathesis, [
                 "run", "http://127.0.0.1:\(live.port)/api/openapi.json", "--max-examples", "8", "--workers", "1", "--seed", "1",
+                "--auth", "admin:\(LiveGateway.adminPassword)",
                 "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance",
             ])
             let summary = output.components(separatedBy: "Test cases:").last ?? output
@@ -155,10 +156,12 @@ struct CollectionEndToEndTests {
         try FileManager.default.createDirectory(at: broken.appendingPathComponent("Schemas"), withIntermediateDirectories: true)
         try Data(#"{"namespace":"shop/order","schema":"order.schema.json","methods":["LIST","FETCH"]}"#.utf8).write(to: broken.appendingPathComponent("Endpoints/order.json"))
         try Data(#"{"type":"object","properties":{"total":{"minimum":"zero"}}}"#.utf8).write(to: broken.appendingPathComponent("Schemas/order.schema.json"))
+        try Data(#"{"namespace":"shop/cart","methods":["LIST"],"scopes":{"LIST":"shop cart"}}"#.utf8).write(to: broken.appendingPathComponent("Endpoints/cart.json"))
         let (badStatus, badOutput) = try DaemonProcess.run(["check", "--endpoints", broken.appendingPathComponent("Endpoints").path, "--schemas", broken.appendingPathComponent("Schemas").path])
         #expect(badStatus != 0)
         #expect(badOutput.contains("Endpoints/order.json: 'methods' 'FETCH'"), "\(badOutput)")
         #expect(badOutput.contains("Schemas/order.schema.json: 'minimum'"), "\(badOutput)")
+        #expect(badOutput.contains("Endpoints/cart.json: 'scopes' 'shop cart' for LIST is not a call scope"), "\(badOutput)")
 
         // serve refuses to start on the same files, naming them.
         do {

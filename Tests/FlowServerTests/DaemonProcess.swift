@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Synchronization
 
 /// The real `flowgate` executable, started as a child process in a fresh temporary folder.
@@ -6,6 +7,7 @@ final class DaemonProcess: LoopbackClient, Sendable {
     let process: Process
     let folder: URL
     let port: Int
+    var credentialHeaders: HTTPFields { LiveGateway.adminHeaders }
     private let output: LogBuffer
     private let stderr: Pipe
 
@@ -24,6 +26,10 @@ final class DaemonProcess: LoopbackClient, Sendable {
         process.executableURL = try Self.binary()
         process.arguments = ["serve", "--port", "0"] + arguments
         process.currentDirectoryURL = folder
+        var environment = ProcessInfo.processInfo.environment
+        environment["FLOWGATE_ADMIN_PASSWORD"] = LiveGateway.adminPassword
+        environment["FLOWGATE_BCRYPT_COST"] = "4"
+        process.environment = environment
         let stderr = Pipe()
         process.standardError = stderr
         process.standardOutput = FileHandle.nullDevice
@@ -104,6 +110,10 @@ final class DaemonProcess: LoopbackClient, Sendable {
         process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = folder
+        var environment = ProcessInfo.processInfo.environment
+        environment["FLOWGATE_ADMIN_PASSWORD"] = LiveGateway.adminPassword
+        environment["FLOWGATE_BCRYPT_COST"] = "4"
+        process.environment = environment
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

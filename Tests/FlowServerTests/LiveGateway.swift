@@ -1,3 +1,4 @@
+import FlowAuth
 import FlowCore
 import FlowProtocol
 import FlowServer
@@ -17,6 +18,7 @@ struct LiveGateway: Sendable {
     let gateway: Gateway
     let port: Int
     let group: ServiceGroup
+    var credentialHeaders: HTTPFields = [:]
 
     static func run(
         configure: (inout GatewayConfiguration) -> Void = { _ in },
@@ -42,6 +44,7 @@ struct LiveGateway: Sendable {
     /// `Schemas/`, with its database in a fresh temporary folder.
     static func runShipped(
         configure: (inout GatewayConfiguration) -> Void = { _ in },
+        logger: Logger = .silent,
         _ body: (LiveGateway) async throws -> Void
     ) async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-live-\(UUID().uuidString)")
@@ -51,13 +54,17 @@ struct LiveGateway: Sendable {
         configuration.schemasDirectory = Self.repository.appendingPathComponent("Schemas").path
         configuration.dataDirectory = folder.appendingPathComponent("data").path
         configure(&configuration)
+        configuration.adminPassword = Self.adminPassword
+        configuration.auth.bcryptCost = 4
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-        let gateway = try Gateway.build(
-            configuration: configuration, authenticator: OpenAccessAuthenticator(), policy: OpenAccessPolicy(), logger: .silent,
-            onServerRunning: { portContinuation.yield($0) }
-        )
-        try await Self.serve(gateway, ports: ports, body)
+        let gateway = try await Gateway.build(configuration: configuration, logger: logger, onServerRunning: { portContinuation.yield($0) })
+        try await Self.serve(gateway, ports: ports, credentialHeaders: Self.adminHeaders, body)
     }
+
+    /// The first admin's password in shipped test gateways and daemons.
+    static let adminPassword = "test-admin-password"
+    /// HTTP Basic for that admin: what shipped-gateway tests send unless they give a credential.
+    static let adminHeaders: HTTPFields = [.authorization: "Basic " + Data("admin:\(adminPassword)".utf8).base64EncodedString()]
 
     /// Defaults for tests: a free port, a short drain.
     static var testConfiguration: GatewayConfiguration {
@@ -71,13 +78,15 @@ struct LiveGateway: Sendable {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    private static func serve(_ gateway: Gateway, ports: AsyncStream<Int>, _ body: (LiveGateway) async throws -> Void) async throws {
+    private static func serve(
+        _ gateway: Gateway, ports: AsyncStream<Int>, credentialHeaders: HTTPFields = [:], _ body: (LiveGateway) async throws -> Void
+    ) async throws {
         let group = ServiceGroup(configuration: .init(services: gateway.services, logger: .silent))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next() else { throw CancellationError() }
-            let live = LiveGateway(gateway: gateway, port: port, group: group)
+            let live = LiveGateway(gateway: gateway, port: port, group: group, credentialHeaders: credentialHeaders)
             do {
                 try await body(live)
             } catch {
@@ -94,6 +103,8 @@ struct LiveGateway: Sendable {
 /// and the real binary (``DaemonProcess``) alike.
 protocol LoopbackClient {
     var port: Int { get }
+    /// Sent with every request and upgrade that carries no credential of its own.
+    var credentialHeaders: HTTPFields { get }
 }
 
 extension LiveGateway: LoopbackClient {}
@@ -107,6 +118,7 @@ extension LoopbackClient {
     func http(_ uri: String, method: HTTPRequest.Method = .get, headers: HTTPFields = [:], bytes: [UInt8]?) async throws -> TestClient.Response {
         let client = TestClient(host: "127.0.0.1", port: self.port)
         client.connect()
+        let headers = self.withCredential(headers)
         do {
             let response = try await client.execute(.init(uri, method: method, headers: headers, body: bytes.map { ByteBuffer(bytes: $0) }))
             try await client.shutdown()
@@ -115,6 +127,14 @@ extension LoopbackClient {
             try? await client.shutdown()
             throw error
         }
+    }
+
+    /// `headers`, with ``credentialHeaders`` added when they carry no credential (or the `anonymous` marker, which is removed).
+    func withCredential(_ headers: HTTPFields) -> HTTPFields {
+        if headers[.authorization] != nil || headers[.flowAuthToken] != nil || headers[.anonymous] != nil { return headers.filter { $0.name != .anonymous } }
+        var all = headers
+        all.append(contentsOf: self.credentialHeaders)
+        return all
     }
 
     /// Opens a WebSocket at `path`, runs `body` with it, and returns the close frame the server sent.
@@ -126,7 +146,7 @@ extension LoopbackClient {
     ) async throws -> WebSocketCloseFrame? {
         var configuration = WebSocketClientConfiguration()
         configuration.maxFrameSize = 1 << 22
-        configuration.additionalHeaders = headers
+        configuration.additionalHeaders = self.withCredential(headers)
         configuration.autoPing = .disabled
         return try await WebSocketClient.connect(url: "ws://127.0.0.1:\(self.port)\(path)", configuration: configuration, logger: .silent) {
             inbound, outbound, _ in
@@ -172,6 +192,20 @@ final class TestSocket {
         if let message = try await self.iterator.next() { throw UnexpectedMessage(message: "\(message)") }
     }
 
+    /// ``expectClosed()``, bounded: past `limit` the client closes with 1000 itself, so a test that
+    /// expects the server's close code fails instead of hanging.
+    func expectClosedByServer(within limit: Duration) async throws {
+        let outbound = self.outbound
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await Task.sleep(for: limit)
+                try await outbound.close(.normalClosure, reason: "the server did not close")
+            }
+            try await self.expectClosed()
+            group.cancelAll()
+        }
+    }
+
     struct SocketClosed: Error {}
     struct UnexpectedMessage: Error { let message: String }
 }
@@ -185,6 +219,8 @@ extension HTTPField.Name {
     static let flowRequestID = Self("Flow-Request-Id")!
     static let flowErrorID = Self("Flow-Error-Id")!
     static let flowUser = Self("Flow-User")!
+    /// Test-only marker: send no default credential (stripped before sending).
+    static let anonymous = Self("X-Test-Anonymous")!
 }
 
 extension TestClient.Response {

@@ -228,6 +228,10 @@ struct WebSocketTransportTests {
     @Test func socketLimitRefusesWith1013() async throws {
         try await LiveGateway.run(configure: { $0.maxSockets = 1 }) { live in
             try await live.webSocket { socket in
+                // One round trip first: then the server is surely counting this socket (the
+                // upgrade alone can complete before its handler registers it).
+                try await socket.send(#"{"method":"LIST","namespace":"test/echo"}"#)
+                #expect(try await socket.receive().success)
                 let second = try await live.webSocket { extra in try await extra.expectClosed() }
                 #expect(second?.closeCode == .init(codeNumber: 1013))
                 try await socket.send(#"{"method":"LIST","namespace":"test/echo"}"#)

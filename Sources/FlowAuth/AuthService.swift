@@ -1,0 +1,233 @@
+public import FlowCore
+public import FlowProtocol
+import Foundation
+public import Logging
+import Synchronization
+
+/// Settings of authentication (SPEC §9, §11).
+public struct AuthConfiguration: Sendable, Equatable {
+    /// How long a session token lives.
+    public var sessionLifetime: Duration = .seconds(12 * 3600)
+    /// bcrypt's cost for new password hashes (log2 of the rounds).
+    public var bcryptCost = 12
+    /// How long a verified Basic credential is trusted without hashing the password again.
+    public var basicCacheLifetime: Duration = .seconds(30)
+    /// Failed logins allowed per user name and per client address per minute.
+    public var loginFailuresPerMinute = 10
+    /// How often the store is checked for changes made by another process (SPEC §9.6: within 1 s).
+    public var refreshInterval: Duration = .milliseconds(250)
+    /// How often expired tokens are deleted.
+    public var purgeInterval: Duration = .seconds(60)
+
+    public init() {}
+}
+
+/// Users, tokens, roles and scopes (SPEC §9): authenticates every call from an in-memory
+/// ``AuthDirectory`` rebuilt on each change, verifies passwords with bcrypt (rate-limited), caches
+/// verified Basic credentials, and makes every change through the ``AuthStore`` so that the
+/// daemon and the `flowgate user|token` commands agree.
+///
+/// ```swift
+/// let auth = AuthService(store: store, logger: logger)
+/// if let password = try await auth.bootstrap(adminPassword: nil) { print(password) }
+/// let dispatcher = Dispatcher(registry: registry, authenticator: auth, policy: ScopePolicy(), logger: logger)
+/// ```
+public final class AuthService: Authenticator, RevocableCredentials {
+    let store: any AuthStore
+    public let configuration: AuthConfiguration
+    let logger: Logger
+    let now: @Sendable () -> Double
+    private let directory: Mutex<AuthDirectory>
+    private let basicCache = Mutex<[[UInt8]: BasicEntry]>([:])
+    private let limiter: Mutex<LoginLimiter>
+    private let watchers = Mutex<[Int: AsyncStream<Void>.Continuation]>([:])
+    private let nextWatcher = Atomic<Int>(0)
+    /// A bcrypt hash of nothing anyone knows: an unknown user costs as much time as a wrong password.
+    private let decoyHash: String
+
+    struct BasicEntry {
+        let username: String
+        /// The user's hash when the password was verified: a changed password invalidates the entry.
+        let passwordHash: String
+        let verified: Double
+    }
+
+    public init(
+        store: any AuthStore, configuration: AuthConfiguration = .init(), logger: Logger,
+        now: @escaping @Sendable () -> Double = AuthService.systemTime
+    ) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+        self.now = now
+        self.directory = Mutex(AuthDirectory(AuthRecords(version: -1, users: [], roles: [], tokens: [])))
+        self.limiter = Mutex(LoginLimiter(limit: configuration.loginFailuresPerMinute))
+        let cost = min(max(configuration.bcryptCost, 4), 31)
+        self.decoyHash = "$2b$" + (cost < 10 ? "0" : "") + "\(cost)$" + String(repeating: "A", count: 53)
+    }
+
+    /// Seconds since 1970, from the system clock.
+    public static let systemTime: @Sendable () -> Double = { Date().timeIntervalSince1970 }
+
+    /// The current directory.
+    var current: AuthDirectory { self.directory.withLock { $0 } }
+
+    // MARK: Start
+
+    /// The built-in roles (SPEC §9.3).
+    public static let builtinRoles = [
+        RoleRecord(name: "admin", scopes: ["*:*", "auth/*:*", "system/*:*", "provide:*"], builtin: true),
+        RoleRecord(name: "reader", scopes: ["*:LIST,OPEN,INDEX"], builtin: true),
+    ]
+
+    /// First start: makes sure the built-in roles exist and, when there is no user at all,
+    /// creates `admin` with `adminPassword`, or a random password that is returned (to be shown once).
+    public func bootstrap(adminPassword: String?) async throws -> String? {
+        try await self.ensureBuiltinRoles()
+        let password = adminPassword ?? Secrets.newToken(prefix: "").prefix(24).description
+        let hash = await Secrets.hashPassword(password, cost: self.configuration.bcryptCost)
+        let created = try await self.store.insertFirstUser(UserRecord(username: "admin", passwordHash: hash, roles: ["admin"], created: self.now()))
+        try await self.refresh()
+        guard created else { return nil }
+        self.logger.notice("created the first user", metadata: ["flow.user": "admin"])
+        return adminPassword == nil ? password : nil
+    }
+
+    /// Creates the built-in roles that are missing, and loads the directory.
+    public func ensureBuiltinRoles() async throws {
+        for role in Self.builtinRoles {
+            do { try await self.store.insertRole(role) } catch let error as FlowError where error.code == .alreadyExists {}
+        }
+        try await self.refresh()
+    }
+
+    // MARK: Changes
+
+    /// Reloads the directory from the store and tells the watchers.
+    public func refresh() async throws {
+        let records = try await self.store.loadAuth()
+        let fresh = AuthDirectory(records)
+        self.directory.withLock { current in
+            if fresh.version >= current.version { current = fresh }
+        }
+        self.notifyWatchers()
+    }
+
+    /// Reloads when another process (or this one) changed the store since the last load.
+    public func refreshIfChanged() async throws {
+        let version = try await self.store.authVersion()
+        if version != self.current.version { try await self.refresh() }
+    }
+
+    /// Deletes expired tokens; returns how many.
+    @discardableResult
+    public func purgeExpiredTokens() async throws -> Int {
+        let purged = try await self.store.purgeTokens(expiredBefore: self.now())
+        if purged > 0 {
+            self.logger.info("purged expired tokens", metadata: ["flow.tokens": "\(purged)"])
+            try await self.refresh()
+        }
+        return purged
+    }
+
+    /// Tells the watchers when a token expired since `since`; returns the time checked.
+    func noticeExpiries(since: Double) -> Double {
+        let now = self.now()
+        if let next = self.current.nextExpiry, next > since, next <= now { self.notifyWatchers() }
+        return now
+    }
+
+    private func notifyWatchers() {
+        for continuation in self.watchers.withLock({ Array($0.values) }) { continuation.yield() }
+    }
+
+    public func watchRevocations(_ body: @Sendable () async -> Void) async {
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let id = self.nextWatcher.add(1, ordering: .relaxed).newValue
+        self.watchers.withLock { $0[id] = continuation }
+        defer { _ = self.watchers.withLock { $0.removeValue(forKey: id) } }
+        await withTaskCancellationHandler {
+            for await _ in stream { await body() }
+        } onCancel: {
+            continuation.finish()
+        }
+    }
+
+    public func isRevoked(_ credential: Credential) -> Bool {
+        let directory = self.current
+        switch credential {
+        case .token(let value):
+            return directory.identity(digest: Secrets.digest(value), now: self.now()) == nil
+        case .basic(let username, let password):
+            guard let user = directory.users[username], !user.record.disabled else { return true }
+            let entry = self.basicCache.withLock { $0[Self.basicKey(username, password)] }
+            return entry.map { $0.passwordHash != user.record.passwordHash } ?? false
+        }
+    }
+
+    // MARK: Authenticator
+
+    public func authenticate(_ credential: Credential?, origin: CallOrigin) async throws(FlowError) -> Identity? {
+        switch credential {
+        case nil:
+            return nil
+        case .token(let value)?:
+            guard let identity = self.current.identity(digest: Secrets.digest(value), now: self.now()) else {
+                throw FlowError(.unauthenticated, "Invalid or expired token")
+            }
+            return identity
+        case .basic(let username, let password)?:
+            return try await self.authenticateBasic(username: username, password: password, address: origin.clientAddress)
+        }
+    }
+
+    private func authenticateBasic(username: String, password: String, address: String?) async throws(FlowError) -> Identity {
+        let key = Self.basicKey(username, password)
+        let now = self.now()
+        if let entry = self.basicCache.withLock({ $0[key] }), now - entry.verified < self.configuration.basicCacheLifetime.seconds,
+            let user = self.current.users[username], !user.record.disabled, user.record.passwordHash == entry.passwordHash
+        {
+            return user.identity
+        }
+        let user = try await self.verifyPassword(username: username, password: password, address: address, via: "basic")
+        self.basicCache.withLock { cache in
+            if cache.count >= 10_000 { cache = cache.filter { now - $0.value.verified < self.configuration.basicCacheLifetime.seconds } }
+            cache[key] = BasicEntry(username: username, passwordHash: user.record.passwordHash, verified: now)
+        }
+        return user.identity
+    }
+
+    /// The cache key of a Basic credential: a hash, so the cache holds no password.
+    static func basicKey(_ username: String, _ password: String) -> [UInt8] {
+        Secrets.digest("basic\u{0}\(username)\u{0}\(password)")
+    }
+
+    /// Checks a password under the login rate limit (SPEC §9.6). Every failure has the same message.
+    func verifyPassword(username: String, password: String, address: String?, via: String) async throws(FlowError) -> AuthDirectory.User {
+        let keys = ["user:" + username] + (address.map { ["address:" + $0] } ?? [])
+        var logger = self.logger
+        logger[metadataKey: "flow.user"] = .string(username)
+        logger[metadataKey: "flow.auth.via"] = .string(via)
+        if let address { logger[metadataKey: "flow.client"] = .string(address) }
+        if self.limiter.withLock({ $0.isLimited(keys, now: self.now()) }) {
+            logger.warning("login refused: too many failed attempts")
+            throw FlowError(.rateLimited, "Too many failed logins; try again later")
+        }
+        let user = self.current.users[username]
+        let matches = await Secrets.verifyPassword(password, hash: user?.record.passwordHash ?? self.decoyHash)
+        guard let user, matches, !user.record.disabled else {
+            self.limiter.withLock { $0.recordFailure(keys, now: self.now()) }
+            logger.notice("login failed")
+            throw FlowError(.unauthenticated, "Invalid username or password")
+        }
+        return user
+    }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double {
+        let (seconds, attoseconds) = self.components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,142 @@
+import ArgumentParser
+import FlowAuth
+import FlowCore
+import FlowProtocol
+import FlowServer
+import FlowStore
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options shared by the commands that change users and tokens in the database directly, even
+/// while the daemon runs (it picks the change up within a second, SPEC §9.6).
+struct DatabaseOptions: ParsableArguments {
+    @Option(help: "Data directory (default ./data, or FLOWGATE_DATA).") var data: String?
+    @Option(help: "JSON config file (or FLOWGATE_CONFIG).") var config: String?
+
+    /// The auth service over the daemon's database, with the built-in roles present.
+    func openAuth() async throws -> AuthService {
+        let environment = ProcessInfo.processInfo.environment
+        var flags: [String: String] = [:]
+        flags["data"] = self.data
+        let configuration = try GatewayConfiguration.load(
+            flags: flags, environment: environment,
+            file: try self.config.map(Serve.readConfigFile) ?? environment["FLOWGATE_CONFIG"].map(Serve.readConfigFile)
+        )
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        let store = try SQLiteStore(path: Gateway.databasePath(dataDirectory: configuration.dataDirectory))
+        var logger = Logger(label: "flowgate", factory: { StreamLogHandler.standardError(label: $0) })  // stdout carries the results
+        logger.logLevel = .notice
+        let auth = AuthService(store: store, configuration: configuration.auth, logger: logger)
+        try await auth.ensureBuiltinRoles()
+        return auth
+    }
+}
+
+/// `flowgate user add|passwd`.
+struct User: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Add users and set passwords.", subcommands: [Add.self, Passwd.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a user.")
+        @Argument(help: "User name.") var username: String
+        @Option(name: .customLong("role"), help: "A role (repeatable), e.g. admin or reader.") var roles: [String] = []
+        @Flag(help: "Read the password from the first line of standard input.") var passwordStdin = false
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            let password = try readPassword(fromStdin: self.passwordStdin)
+            let auth = try await self.database.openAuth()
+            try await reportingFailure { _ = try await auth.createUser(username: self.username, password: password, roles: self.roles) }
+            print("user \(self.username) added")
+        }
+    }
+
+    struct Passwd: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set a user's password (their sessions end).")
+        @Argument(help: "User name.") var username: String
+        @Flag(help: "Read the password from the first line of standard input.") var passwordStdin = false
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            let password = try readPassword(fromStdin: self.passwordStdin)
+            let auth = try await self.database.openAuth()
+            try await reportingFailure { try await auth.setPassword(username: self.username, password: password) }
+            print("password of \(self.username) changed")
+        }
+    }
+}
+
+/// `flowgate token create|revoke`.
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create and revoke personal access tokens.", subcommands: [Create.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a personal access token for a user; prints its value (shown only now) on standard output."
+        )
+        @Argument(help: "The user the token acts as.") var username: String
+        @Option(help: "A name to recognise the token by.") var name = "cli"
+        @Option(name: .customLong("scope"), help: "Narrow the token to this scope (repeatable), e.g. 'inventory/*:LIST,OPEN'.") var scopes: [String] = []
+        @Option(help: "Expiry as an RFC 3339 time, e.g. 2030-01-31T00:00:00Z (default: never).") var expires: String?
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            var expiry: Double?
+            if let expires = self.expires {
+                guard let date = try? Date.ISO8601FormatStyle().parse(expires) else { throw ValidationError("--expires must be an RFC 3339 time") }
+                expiry = date.timeIntervalSince1970
+            }
+            let auth = try await self.database.openAuth()
+            let token = try await reportingFailure {
+                try await auth.createToken(username: self.username, name: self.name, expires: expiry, scopes: self.scopes.isEmpty ? nil : self.scopes)
+            }
+            FileHandle.standardError.write(Data("token id \(token.record.id) (revoke with: flowgate token revoke \(token.record.id))\n".utf8))
+            print(token.value)
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a token by its id; a running daemon refuses it within a second.")
+        @Argument(help: "The token's id (from auth/tokens LIST or token create).") var id: String
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            let auth = try await self.database.openAuth()
+            let token = try await reportingFailure { try await auth.revokeToken(id: self.id, by: nil) }
+            print("token \(token.id) of \(token.username) revoked")
+        }
+    }
+}
+
+/// Runs `body`; a ``FlowError`` becomes a one-line message and exit code 1.
+private func reportingFailure<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as FlowError {
+        var message = "error: \(error.message)"
+        if case .object(let detail)? = error.data, case .array(let problems)? = detail["errors"] {
+            message += problems.map { "\n  \($0["path"]?.stringValue ?? ""): \($0["message"]?.stringValue ?? "")" }.joined()
+        }
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+        throw ExitCode(1)
+    }
+}
+
+/// The password from standard input's first line, or typed twice at the terminal without echo.
+private func readPassword(fromStdin: Bool) throws -> String {
+    if fromStdin {
+        guard let line = readLine(strippingNewline: true), !line.isEmpty else { throw ValidationError("no password on standard input") }
+        return line
+    }
+    guard isatty(STDIN_FILENO) != 0, let first = getpass("Password: ").map({ String(cString: $0) }),
+        let second = getpass("Again: ").map({ String(cString: $0) })
+    else {
+        throw ValidationError("standard input is not a terminal: pass the password with --password-stdin")
+    }
+    guard first == second else { throw ValidationError("the passwords differ") }
+    return first
+}

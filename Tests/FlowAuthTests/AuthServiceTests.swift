@@ -1,0 +1,197 @@
+@testable import FlowAuth
+import FlowCore
+import FlowProtocol
+import FlowStore
+import FlowTestSupport
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+/// The auth service on a real SQLite file, with a clock the test moves.
+final class AuthFixture: Sendable {
+    let folder: URL
+    let store: SQLiteStore
+    let clock = TestClock()
+    let log = RecordingLogHandler.Store()
+    let auth: AuthService
+
+    init(failuresPerMinute: Int = 10) throws {
+        self.folder = FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-auth-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.folder, withIntermediateDirectories: true)
+        self.store = try SQLiteStore(path: self.folder.appendingPathComponent("flowgate.sqlite").path)
+        var configuration = AuthConfiguration()
+        configuration.bcryptCost = 4
+        configuration.loginFailuresPerMinute = failuresPerMinute
+        let clock = self.clock
+        self.auth = AuthService(store: self.store, configuration: configuration, logger: self.log.logger(), now: { clock.now })
+    }
+
+    var path: String { self.folder.appendingPathComponent("flowgate.sqlite").path }
+
+    /// A second service on the same file, as `flowgate user|token` is while the daemon runs.
+    func otherProcess() throws -> AuthService {
+        var configuration = AuthConfiguration()
+        configuration.bcryptCost = 4
+        return AuthService(store: try SQLiteStore(path: self.path), configuration: configuration, logger: .silent)
+    }
+
+    func advance(_ seconds: Double) { self.clock.advance(seconds) }
+
+    func token(_ value: String) async throws -> Identity? {
+        try await self.auth.authenticate(.token(value), origin: CallOrigin(transport: .http))
+    }
+
+    deinit { try? FileManager.default.removeItem(at: self.folder) }
+}
+
+/// Seconds since 1970 that move only when told.
+final class TestClock: Sendable {
+    private let seconds = Mutex<Double>(1_800_000_000)
+    var now: Double { self.seconds.withLock { $0 } }
+    func advance(_ by: Double) { self.seconds.withLock { $0 += by } }
+}
+
+struct AuthServiceTests {
+    @Test func firstStartCreatesAdminOnceWithARandomPassword() async throws {
+        let fixture = try AuthFixture()
+        let password = try #require(try await fixture.auth.bootstrap(adminPassword: nil))
+        #expect(password.count >= 20)
+        #expect(try await fixture.auth.bootstrap(adminPassword: nil) == nil, "a database with users is left alone")
+        let (_, identity) = try await fixture.auth.login(username: "admin", password: password, address: nil)
+        #expect(identity.roles == ["admin"])
+        #expect(identity.grants.allow(.delete, on: Namespace("auth/users")!))
+        #expect(Set(fixture.auth.current.roles.keys) == ["admin", "reader"])
+    }
+
+    @Test func tokensWorkUntilRevokedOrExpired() async throws {
+        let fixture = try AuthFixture()
+        _ = try await fixture.auth.bootstrap(adminPassword: "first-password")
+        let reader = try await fixture.auth.createUser(username: "rita", password: "rita-password", roles: ["reader"])
+        let token = try await fixture.auth.createToken(username: reader.username, name: "ci", expires: fixture.clock.now + 60, scopes: nil)
+        #expect(token.value.hasPrefix("fgpat_") && token.value.count >= 6 + 32)
+        let identity = try #require(try await fixture.token(token.value))
+        #expect(identity.username == "rita" && identity.tokenID == token.record.id)
+        #expect(!fixture.auth.isRevoked(.token(token.value)))
+
+        fixture.advance(61)
+        await #expect(throws: FlowError.self) { try await fixture.token(token.value) }
+        #expect(fixture.auth.isRevoked(.token(token.value)))
+        #expect(try await fixture.auth.purgeExpiredTokens() == 1)
+
+        let second = try await fixture.auth.createToken(username: "rita", name: "ci", expires: nil, scopes: nil)
+        _ = try await fixture.auth.revokeToken(id: second.record.id, by: nil)
+        await #expect(throws: FlowError.self) { try await fixture.token(second.value) }
+        await #expect(throws: FlowError.self) { try await fixture.token(second.value + "x") }
+    }
+
+    @Test func aTokenMayNarrowButNeverWiden() async throws {
+        let fixture = try AuthFixture()
+        _ = try await fixture.auth.bootstrap(adminPassword: "first-password")
+        _ = try await fixture.auth.createUser(username: "rita", password: "rita-password", roles: ["reader"])
+        let device = Namespace("inventory/device")!
+        let narrow = try await fixture.auth.createToken(username: "rita", name: "n", expires: nil, scopes: ["inventory/*:LIST"])
+        let identity = try #require(try await fixture.token(narrow.value))
+        #expect(identity.grants.allow(.list, on: device))
+        #expect(!identity.grants.allow(.open, on: device), "the user may OPEN; the token may not")
+        #expect(identity.scopes == ["inventory/*:LIST"])
+
+        await #expect(throws: FlowError.self) {
+            try await fixture.auth.createToken(username: "rita", name: "w", expires: nil, scopes: ["inventory/*:CREATE"])
+        }
+        // A token made with a narrowed token keeps the narrowing, and cannot widen it either.
+        let child = try await fixture.auth.createToken(for: identity, name: "child", expires: nil, scopes: nil)
+        #expect(child.record.scopes == ["inventory/*:LIST"])
+        await #expect(throws: FlowError.self) { try await fixture.auth.createToken(for: identity, name: "w", expires: nil, scopes: ["*:OPEN"]) }
+        await #expect(throws: FlowError.self) { try await fixture.auth.createToken(for: identity, name: "bad", expires: nil, scopes: ["not a scope"]) }
+    }
+
+    @Test func basicIsCachedUntilThePasswordChangesEvenFromAnotherProcess() async throws {
+        let fixture = try AuthFixture()
+        _ = try await fixture.auth.bootstrap(adminPassword: "first-password")
+        _ = try await fixture.auth.createUser(username: "bob", password: "bob-password", roles: ["reader"])
+        let basic = Credential.basic(username: "bob", password: "bob-password")
+        let origin = CallOrigin(transport: .http, clientAddress: "127.0.0.9")
+        #expect(try await fixture.auth.authenticate(basic, origin: origin)?.username == "bob")
+        #expect(try await fixture.auth.authenticate(basic, origin: origin)?.username == "bob")
+
+        try await fixture.otherProcess().setPassword(username: "bob", password: "new-bob-password")
+        try await fixture.auth.refreshIfChanged()
+        #expect(fixture.auth.isRevoked(basic), "a socket opened with the old password is closed")
+        await #expect(throws: FlowError.self) { try await fixture.auth.authenticate(basic, origin: origin) }
+        let fresh = Credential.basic(username: "bob", password: "new-bob-password")
+        #expect(try await fixture.auth.authenticate(fresh, origin: origin)?.username == "bob")
+    }
+
+    @Test func failedLoginsAreLimitedAndNeverSayWhichPartWasWrong() async throws {
+        let fixture = try AuthFixture(failuresPerMinute: 5)
+        _ = try await fixture.auth.bootstrap(adminPassword: "first-password")
+        func message(_ username: String, _ password: String, address: String) async -> (ErrorCode, String)? {
+            do {
+                _ = try await fixture.auth.login(username: username, password: password, address: address)
+                return nil
+            } catch let error as FlowError {
+                return (error.code, error.message)
+            } catch {
+                return nil
+            }
+        }
+        let noUser = await message("nobody", "whatever-1", address: "10.0.0.1")
+        let wrongPassword = await message("admin", "whatever-1", address: "10.0.0.2")
+        #expect(noUser?.0 == .unauthenticated && noUser?.0 == wrongPassword?.0 && noUser?.1 == wrongPassword?.1)
+
+        for attempt in 0..<4 { _ = await message("admin", "guess-\(attempt)", address: "10.0.0.\(attempt + 3)") }
+        let limited = await message("admin", "first-password", address: "10.0.0.99")
+        #expect(limited?.0 == .rateLimited, "the right password is refused while the user is limited")
+        #expect(await message("nobody", "x-password", address: "10.0.0.1")?.0 == .unauthenticated)
+        fixture.advance(61)
+        #expect(await message("admin", "first-password", address: "10.0.0.99") == nil)
+    }
+
+    @Test func roleChangesReachTheUsersAndBuiltinRolesStay() async throws {
+        let fixture = try AuthFixture()
+        _ = try await fixture.auth.bootstrap(adminPassword: "first-password")
+        _ = try await fixture.auth.createRole(name: "ops", scopes: ["inventory/*:LIST"])
+        _ = try await fixture.auth.createUser(username: "olga", password: "olga-password", roles: ["ops"])
+        let token = try await fixture.auth.createToken(username: "olga", name: "t", expires: nil, scopes: nil)
+        let device = Namespace("inventory/device")!
+        #expect(try await fixture.token(token.value)?.grants.allow(.create, on: device) == false)
+        _ = try await fixture.auth.updateRole(name: "ops", scopes: ["inventory/*:*"])
+        #expect(try await fixture.token(token.value)?.grants.allow(.create, on: device) == true, "a token without scopes follows its roles")
+        _ = try await fixture.auth.deleteRole(name: "ops")
+        #expect(fixture.auth.current.users["olga"]?.record.roles == [])
+        await #expect(throws: FlowError.self) { try await fixture.auth.deleteRole(name: "admin") }
+        await #expect(throws: FlowError.self) { try await fixture.auth.updateRole(name: "reader", scopes: ["*:*"]) }
+        await #expect(throws: FlowError.self) { try await fixture.auth.createUser(username: "x", password: "x-password", roles: ["nope"]) }
+        await #expect(throws: FlowError.self) { try await fixture.auth.createUser(username: "y", password: "short", roles: []) }
+        await #expect(throws: FlowError.self) { try await fixture.auth.createRole(name: "bad", scopes: ["inventory:LIST,FETCH"]) }
+    }
+
+    @Test func disablingOrDeletingAUserStopsTheirTokens() async throws {
+        let fixture = try AuthFixture()
+        _ = try await fixture.auth.bootstrap(adminPassword: "first-password")
+        _ = try await fixture.auth.createUser(username: "dan", password: "dan-password", roles: ["reader"])
+        let token = try await fixture.auth.createToken(username: "dan", name: "t", expires: nil, scopes: nil)
+        _ = try await fixture.auth.updateUser(username: "dan", password: nil, roles: nil, disabled: true)
+        await #expect(throws: FlowError.self) { try await fixture.token(token.value) }
+        _ = try await fixture.auth.updateUser(username: "dan", password: nil, roles: nil, disabled: false)
+        #expect(try await fixture.token(token.value) != nil)
+        _ = try await fixture.auth.deleteUser(username: "dan")
+        await #expect(throws: FlowError.self) { try await fixture.token(token.value) }
+        #expect(fixture.auth.current.tokens.isEmpty, "the user's tokens went with them")
+    }
+
+    @Test func theLogNamesUsersButNeverSecrets() async throws {
+        let fixture = try AuthFixture()
+        _ = try await fixture.auth.bootstrap(adminPassword: "first-password")
+        let (session, _) = try await fixture.auth.login(username: "admin", password: "first-password", address: "127.0.0.1")
+        _ = try? await fixture.auth.login(username: "admin", password: "wrong-password", address: "127.0.0.1")
+        let token = try await fixture.auth.createToken(username: "admin", name: "t", expires: nil, scopes: nil)
+        _ = try await fixture.auth.revokeToken(id: token.record.id, by: nil)
+        let log = fixture.log.all.joined(separator: "\n")
+        #expect(log.contains("flow.audit=login") && log.contains("flow.audit=token revoked") && log.contains("login failed"))
+        for secret in ["first-password", "wrong-password", session.value, token.value, "$2b$"] {
+            #expect(!log.contains(secret))
+        }
+    }
+}
