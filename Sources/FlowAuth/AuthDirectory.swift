@@ -1,4 +1,4 @@
-public import FlowCore
+import FlowCore
 import FlowProtocol
 
 /// An immutable, indexed copy of the users, roles and tokens at one store version: what every

@@ -13,7 +13,7 @@ public struct AuthHousekeeping: Service {
     }
 
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown { await self.loop() }
+        await cancelWhenGracefulShutdown { await self.loop() }
     }
 
     private func loop() async {

@@ -1,5 +1,5 @@
 public import FlowCore
-public import FlowProtocol
+import FlowProtocol
 import Foundation
 import Logging
 

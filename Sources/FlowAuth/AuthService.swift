@@ -39,6 +39,10 @@ public final class AuthService: Authenticator, RevocableCredentials {
     let now: @Sendable () -> Double
     private let directory: Mutex<AuthDirectory>
     private let basicCache = Mutex<[[UInt8]: BasicEntry]>([:])
+    /// Passwords checked with bcrypt so far (tests; later a metric).
+    let passwordChecks = Atomic<Int>(0)
+    /// Basic verifications running now, by cache key (see `authenticateBasic`).
+    private let pendingBasic = Mutex<[[UInt8]: Task<AuthDirectory.User, any Error>]>([:])
     private let limiter: Mutex<LoginLimiter>
     private let watchers = Mutex<[Int: AsyncStream<Void>.Continuation]>([:])
     private let nextWatcher = Atomic<Int>(0)
@@ -49,7 +53,8 @@ public final class AuthService: Authenticator, RevocableCredentials {
         let username: String
         /// The user's hash when the password was verified: a changed password invalidates the entry.
         let passwordHash: String
-        let verified: Double
+        /// When the entry was last verified or used; it lapses `basicCacheLifetime` after.
+        var lastUsed: Double
     }
 
     public init(
@@ -84,6 +89,7 @@ public final class AuthService: Authenticator, RevocableCredentials {
     /// creates `admin` with `adminPassword`, or a random password that is returned (to be shown once).
     public func bootstrap(adminPassword: String?) async throws -> String? {
         try await self.ensureBuiltinRoles()
+        if let adminPassword { try Self.checkPassword(adminPassword, path: "admin_password") }
         let password = adminPassword ?? Secrets.newToken(prefix: "").prefix(24).description
         let hash = await Secrets.hashPassword(password, cost: self.configuration.bcryptCost)
         let created = try await self.store.insertFirstUser(UserRecord(username: "admin", passwordHash: hash, roles: ["admin"], created: self.now()))
@@ -184,17 +190,42 @@ public final class AuthService: Authenticator, RevocableCredentials {
     private func authenticateBasic(username: String, password: String, address: String?) async throws(FlowError) -> Identity {
         let key = Self.basicKey(username, password)
         let now = self.now()
-        if let entry = self.basicCache.withLock({ $0[key] }), now - entry.verified < self.configuration.basicCacheLifetime.seconds,
-            let user = self.current.users[username], !user.record.disabled, user.record.passwordHash == entry.passwordHash
-        {
+        // The lifetime is an idle time: a hit renews it. Re-hashing an unchanged password could only
+        // agree again, so a client in steady use never pays a second bcrypt; a changed hash ends it.
+        let lifetime = self.configuration.basicCacheLifetime.seconds
+        let entry = self.basicCache.withLock { cache -> BasicEntry? in
+            guard var entry = cache[key], now - entry.lastUsed < lifetime else { return nil }
+            entry.lastUsed = now
+            cache[key] = entry
+            return entry
+        }
+        if let entry, let user = self.current.users[username], !user.record.disabled, user.record.passwordHash == entry.passwordHash {
             return user.identity
         }
-        let user = try await self.verifyPassword(username: username, password: password, address: address, via: "basic")
-        self.basicCache.withLock { cache in
-            if cache.count >= 10_000 { cache = cache.filter { now - $0.value.verified < self.configuration.basicCacheLifetime.seconds } }
-            cache[key] = BasicEntry(username: username, passwordHash: user.record.passwordHash, verified: now)
+        // One bcrypt per credential at a time: the requests that arrive while it runs (a client's
+        // connections all starting at once, or all finding the entry expired) wait for its answer.
+        let verification = self.pendingBasic.withLock { pending in
+            if let running = pending[key] { return running }
+            let task = Task<AuthDirectory.User, any Error> {
+                defer { _ = self.pendingBasic.withLock { $0.removeValue(forKey: key) } }
+                let user = try await self.verifyPassword(username: username, password: password, address: address, via: "basic")
+                let verified = self.now()
+                self.basicCache.withLock { cache in
+                    if cache.count >= 10_000 { cache = cache.filter { verified - $0.value.lastUsed < lifetime } }
+                    cache[key] = BasicEntry(username: username, passwordHash: user.record.passwordHash, lastUsed: verified)
+                }
+                return user
+            }
+            pending[key] = task
+            return task
         }
-        return user.identity
+        do {
+            return try await verification.value.identity
+        } catch let error as FlowError {
+            throw error
+        } catch {
+            throw FlowError(.internalError, "Internal error")
+        }
     }
 
     /// The cache key of a Basic credential: a hash, so the cache holds no password.
@@ -214,6 +245,7 @@ public final class AuthService: Authenticator, RevocableCredentials {
             throw FlowError(.rateLimited, "Too many failed logins; try again later")
         }
         let user = self.current.users[username]
+        self.passwordChecks.add(1, ordering: .relaxed)
         let matches = await Secrets.verifyPassword(password, hash: user?.record.passwordHash ?? self.decoyHash)
         guard let user, matches, !user.record.disabled else {
             self.limiter.withLock { $0.recordFailure(keys, now: self.now()) }

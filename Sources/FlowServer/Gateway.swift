@@ -106,7 +106,13 @@ public struct Gateway: Sendable {
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         let store = try SQLiteStore(path: Self.databasePath(dataDirectory: configuration.dataDirectory))
         let auth = AuthService(store: store, configuration: configuration.auth, logger: logger)
-        if let password = try await auth.bootstrap(adminPassword: configuration.adminPassword) {
+        let generated: String?
+        do {
+            generated = try await auth.bootstrap(adminPassword: configuration.adminPassword)
+        } catch let error as FlowError where error.code == .validationFailed {
+            throw ConfigurationError(key: "admin_password", message: "must be 8 to 72 bytes long")
+        }
+        if let password = generated {
             logger.notice(
                 "first start: the user 'admin' has this random password, shown only now; change it with RUN auth/session current or flowgate user passwd",
                 metadata: ["flow.admin.password": .string(password)]
@@ -158,7 +164,7 @@ struct RevocationWatch: Service {
     let connections: ConnectionRegistry
 
     func run() async throws {
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await self.credentials.watchRevocations { await self.connections.closeRevoked() }
         }
     }

@@ -123,6 +123,22 @@ struct AuthServiceTests {
         #expect(try await fixture.auth.authenticate(fresh, origin: origin)?.username == "bob")
     }
 
+    @Test func basicInSteadyUseIsHashedOnceAndAgainOnlyAfterAnIdleLifetime() async throws {
+        let fixture = try AuthFixture()
+        _ = try await fixture.auth.bootstrap(adminPassword: "first-password")
+        let basic = Credential.basic(username: "admin", password: "first-password")
+        let origin = CallOrigin(transport: .http)
+        let before = fixture.auth.passwordChecks.load(ordering: .relaxed)
+        for _ in 0..<4 {
+            #expect(try await fixture.auth.authenticate(basic, origin: origin)?.username == "admin")
+            fixture.advance(20)
+        }
+        #expect(fixture.auth.passwordChecks.load(ordering: .relaxed) == before + 1, "each use renews the 30 s lifetime")
+        fixture.advance(31)
+        #expect(try await fixture.auth.authenticate(basic, origin: origin)?.username == "admin")
+        #expect(fixture.auth.passwordChecks.load(ordering: .relaxed) == before + 2, "idle past the lifetime: hashed again")
+    }
+
     @Test func failedLoginsAreLimitedAndNeverSayWhichPartWasWrong() async throws {
         let fixture = try AuthFixture(failuresPerMinute: 5)
         _ = try await fixture.auth.bootstrap(adminPassword: "first-password")
@@ -146,6 +162,23 @@ struct AuthServiceTests {
         #expect(await message("nobody", "x-password", address: "10.0.0.1")?.0 == .unauthenticated)
         fixture.advance(61)
         #expect(await message("admin", "first-password", address: "10.0.0.99") == nil)
+    }
+
+    @Test func concurrentBasicAttemptsWithOneCredentialShareOneCheck() async throws {
+        let fixture = try AuthFixture(failuresPerMinute: 3)
+        _ = try await fixture.auth.bootstrap(adminPassword: "first-password")
+        let wrong = Credential.basic(username: "admin", password: "wrong-password")
+        let origin = CallOrigin(transport: .http, clientAddress: "127.0.0.7")
+        let refused = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<20 {
+                group.addTask { (try? await fixture.auth.authenticate(wrong, origin: origin)) == nil }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(refused == 20)
+        // Twenty wrong attempts at once were one bcrypt and so one failure, not twenty: no limit yet.
+        let right = Credential.basic(username: "admin", password: "first-password")
+        #expect(try await fixture.auth.authenticate(right, origin: origin)?.username == "admin")
     }
 
     @Test func roleChangesReachTheUsersAndBuiltinRolesStay() async throws {

@@ -19,7 +19,8 @@ final class DaemonProcess: LoopbackClient, Sendable {
     }
 
     /// Starts `flowgate serve --port 0 <arguments>` and waits until it listens.
-    static func start(_ arguments: [String] = [], in existing: URL? = nil) async throws -> DaemonProcess {
+    /// `environment` adds to (or overrides) the test defaults: the first admin's password, a cheap bcrypt.
+    static func start(_ arguments: [String] = [], in existing: URL? = nil, environment extra: [String: String] = [:]) async throws -> DaemonProcess {
         let folder = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let process = Process()
@@ -29,6 +30,7 @@ final class DaemonProcess: LoopbackClient, Sendable {
         var environment = ProcessInfo.processInfo.environment
         environment["FLOWGATE_ADMIN_PASSWORD"] = LiveGateway.adminPassword
         environment["FLOWGATE_BCRYPT_COST"] = "4"
+        environment.merge(extra) { $1 }
         process.environment = environment
         let stderr = Pipe()
         process.standardError = stderr

@@ -71,5 +71,12 @@ struct ShutdownTests {
         } catch let error as DaemonProcess.StartFailed {
             #expect(error.log.contains("max_message_bytes"))
         }
+        do {
+            let daemon = try await DaemonProcess.start(environment: ["FLOWGATE_ADMIN_PASSWORD": "short"])
+            daemon.cleanUp()
+            Issue.record("started with a first admin password too short to use")
+        } catch let error as DaemonProcess.StartFailed {
+            #expect(error.log.contains("admin_password") && !error.log.contains("short"))
+        }
     }
 }
