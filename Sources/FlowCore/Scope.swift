@@ -27,19 +27,25 @@ public struct NamespacePattern: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { self.segments.joined(separator: "/") }
 
-    /// Whether the pattern matches `namespace`.
+    /// Whether the pattern matches `namespace`. Runs on every call, so it walks the namespace's
+    /// text in place instead of splitting it.
     public func matches(_ namespace: Namespace) -> Bool {
-        let names = namespace.segments
+        let text = namespace.rawValue.utf8
+        var start = text.startIndex
+        let last = self.segments.count - 1
         for (index, segment) in self.segments.enumerated() {
-            guard index < names.count else { return false }
+            let end = text[start...].firstIndex(of: UInt8(ascii: "/")) ?? text.endIndex
+            let name = Substring(namespace.rawValue[start..<end])
             if segment == "*" {
-                if index == 0 && Self.reservedApplications.contains(names[0]) { return false }
-                if index == self.segments.count - 1 { return true }
-            } else if segment != names[index] {
+                if index == 0 && Self.reservedApplications.contains(where: { $0 == name }) { return false }
+                if index == last { return true }
+            } else if segment != name {
                 return false
             }
+            guard end != text.endIndex else { return index == last }
+            start = text.index(after: end)
         }
-        return names.count == self.segments.count
+        return false
     }
 
     /// Whether every namespace `other` matches, this pattern matches too.
