@@ -20,7 +20,7 @@ extension AuthService {
         let user = try await self.verifyPassword(username: username, password: password, address: address, via: "session")
         let expires = self.now() + self.configuration.sessionLifetime.seconds
         let token = try await self.issue(kind: .session, username: user.record.username, name: "session", scopes: nil, expires: expires)
-        self.audit("login", user: username, token: token.record.id, address: address)
+        self.audit("login", user: username, token: token.record.id, address: address, via: "session")
         return (token, user.identity)
     }
 
@@ -250,8 +250,11 @@ extension AuthService {
         guard problems.isEmpty else { throw FlowError.validationFailed(problems) }
     }
 
-    func audit(_ event: String, user: String? = nil, token: String? = nil, owner: String? = nil, role: String? = nil, address: String? = nil) {
+    func audit(
+        _ event: String, user: String? = nil, token: String? = nil, owner: String? = nil, role: String? = nil, address: String? = nil, via: String? = nil
+    ) {
         var metadata: Logger.Metadata = ["flow.audit": .string(event)]
+        if let via { metadata["flow.auth.via"] = .string(via) }
         if let user { metadata["flow.user"] = .string(user) }
         if let token { metadata["flow.token.id"] = .string(token) }
         if let owner { metadata["flow.token.owner"] = .string(owner) }

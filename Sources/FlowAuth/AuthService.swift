@@ -209,6 +209,8 @@ public final class AuthService: Authenticator, RevocableCredentials {
             let task = Task<AuthDirectory.User, any Error> {
                 defer { _ = self.pendingBasic.withLock { $0.removeValue(forKey: key) } }
                 let user = try await self.verifyPassword(username: username, password: password, address: address, via: "basic")
+                // A Basic password checked with bcrypt is a login; the cached hits that follow are not.
+                self.audit("login", user: username, address: address, via: "basic")
                 let verified = self.now()
                 self.basicCache.withLock { cache in
                     if cache.count >= 10_000 { cache = cache.filter { verified - $0.value.lastUsed < lifetime } }

@@ -221,8 +221,10 @@ struct AuthServiceTests {
         _ = try? await fixture.auth.login(username: "admin", password: "wrong-password", address: "127.0.0.1")
         let token = try await fixture.auth.createToken(username: "admin", name: "t", expires: nil, scopes: nil)
         _ = try await fixture.auth.revokeToken(id: token.record.id, by: nil)
+        _ = try await fixture.auth.authenticate(.basic(username: "admin", password: "first-password"), origin: CallOrigin(transport: .http))
         let log = fixture.log.all.joined(separator: "\n")
         #expect(log.contains("flow.audit=login") && log.contains("flow.audit=token revoked") && log.contains("login failed"))
+        #expect(log.contains("flow.audit=login flow.auth.via=basic"), "a Basic password checked with bcrypt is a login")
         for secret in ["first-password", "wrong-password", session.value, token.value, "$2b$"] {
             #expect(!log.contains(secret))
         }
