@@ -46,7 +46,7 @@ final class AuthDirectory: Sendable {
             guard let user = users[record.username] else { continue }
             var grants = user.identity.grants
             grants.narrowedTo = record.scopes.map { $0.compactMap(Scope.init) }
-            let token = Token(record: record, identity: Identity(username: record.username, roles: record.roles(of: user), grants: grants, tokenID: record.id))
+            let token = Token(record: record, identity: Identity(username: record.username, roles: user.record.roles, grants: grants, tokenID: record.id))
             byPrefix[Secrets.prefix(record.digest), default: []].append(token)
             byID[record.id] = token
             if let expires = record.expires { nextExpiry = min(nextExpiry ?? expires, expires) }
@@ -75,6 +75,4 @@ extension TokenRecord {
     func isValid(at now: Double) -> Bool {
         self.expires.map { $0 > now } ?? true
     }
-
-    fileprivate func roles(of user: AuthDirectory.User) -> [String] { user.record.roles }
 }

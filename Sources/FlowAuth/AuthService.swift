@@ -50,7 +50,6 @@ public final class AuthService: Authenticator, RevocableCredentials {
     private let decoyHash: String
 
     struct BasicEntry {
-        let username: String
         /// The user's hash when the password was verified: a changed password invalidates the entry.
         let passwordHash: String
         /// When the entry was last verified or used; it lapses `basicCacheLifetime` after.
@@ -214,7 +213,7 @@ public final class AuthService: Authenticator, RevocableCredentials {
                 let verified = self.now()
                 self.basicCache.withLock { cache in
                     if cache.count >= 10_000 { cache = cache.filter { verified - $0.value.lastUsed < lifetime } }
-                    cache[key] = BasicEntry(username: username, passwordHash: user.record.passwordHash, lastUsed: verified)
+                    cache[key] = BasicEntry(passwordHash: user.record.passwordHash, lastUsed: verified)
                 }
                 return user
             }

@@ -162,6 +162,27 @@ struct AuthEndToEndTests {
         }
     }
 
+    @Test func authEndpointsAnswerBadRequestsWithTheirErrorCodes() async throws {
+        try await LiveGateway.runShipped { live in
+            let pat = try #require(try await live.http("/api/auth/auth/tokens/", method: .post, body: #"{"name":"p"}"#).envelope().data?["token"]?.stringValue)
+            let logout = try await live.http("/api/auth/auth/session/current", method: .delete, headers: Self.bearer(pat))
+            #expect(try logout.envelope().errorcode == .invalidRequest, "logout needs a session token")
+            #expect(try await live.http("/api/auth/auth/session/other").envelope().errorcode == .doNotExist)
+            let past = try await live.http("/api/auth/auth/tokens/", method: .post, body: #"{"name":"old","expires":"2001-01-01T00:00:00Z"}"#)
+            #expect(try past.envelope().errorcode == .validationFailed)
+            let garbled = try await live.http("/api/auth/auth/tokens/", method: .post, body: #"{"name":"x","expires":"next week"}"#)
+            #expect(try garbled.envelope().errorcode == .validationFailed)
+            let builtin = try await live.http("/api/auth/auth/roles/admin", method: .patch, body: #"{"scopes":["*:LIST"]}"#)
+            #expect(try builtin.envelope().errorcode == .forbidden)
+            let unknownRole = try await live.http("/api/auth/auth/users/", method: .post, body: #"{"username":"u","password":"u-password","roles":["nope"]}"#)
+            #expect(try unknownRole.envelope().data?["errors"]?.arrayValue?.first?["path"] == "/roles/0")
+            let taken = try await live.http("/api/auth/auth/users/", method: .post, body: #"{"username":"admin","password":"whatever-1"}"#)
+            #expect(try taken.envelope().errorcode == .alreadyExists)
+            let login = try await live.http("/api/auth/auth/session", method: .post, headers: Self.anonymous, body: #"{"username":"admin"}"#)
+            #expect(try login.envelope().errorcode == .validationFailed, "no password: a schema error, not a failed login")
+        }
+    }
+
     @Test func basicWithTheRightPasswordPassesAndTheWrongOneIs401() async throws {
         try await LiveGateway.runShipped { live in
             let right = try await live.http("/api/inventory/inventory/device/", headers: Self.basic("admin", LiveGateway.adminPassword))
