@@ -19,7 +19,8 @@ final class AuthDirectory: Sendable {
     let version: Int64
     let users: [String: User]
     let roles: [String: RoleRecord]
-    /// Tokens by the first 8 bytes of their digest (a table key; the full digest is compared after).
+    /// The tokens of enabled users, by the first 8 bytes of their digest (a table key; the full
+    /// digest is compared after). A disabled user's tokens are left out, so a call checks no user.
     private let tokensByPrefix: [UInt64: [Token]]
     let tokens: [String: Token]
     /// The soonest expiry of any token (seconds since 1970), for noticing expiries.
@@ -47,7 +48,7 @@ final class AuthDirectory: Sendable {
             var grants = user.identity.grants
             grants.narrowedTo = record.scopes.map { $0.compactMap(Scope.init) }
             let token = Token(record: record, identity: Identity(username: record.username, roles: user.record.roles, grants: grants, tokenID: record.id))
-            byPrefix[Secrets.prefix(record.digest), default: []].append(token)
+            if !user.record.disabled { byPrefix[Secrets.prefix(record.digest), default: []].append(token) }
             byID[record.id] = token
             if let expires = record.expires { nextExpiry = min(nextExpiry ?? expires, expires) }
         }
@@ -56,16 +57,14 @@ final class AuthDirectory: Sendable {
         self.nextExpiry = nextExpiry
     }
 
-    /// The token whose digest is `digest`, compared in constant time.
+    /// The token of an enabled user whose digest is `digest`, compared in constant time.
     func token(digest: [UInt8]) -> Token? {
         self.tokensByPrefix[Secrets.prefix(digest)]?.first { Secrets.constantTimeEqual($0.record.digest, digest) }
     }
 
-    /// The identity behind a token digest if the token is valid at `now` and its user enabled.
+    /// The identity behind a token digest if the token is valid at `now` (and its user enabled).
     func identity(digest: [UInt8], now: Double) -> Identity? {
-        guard let token = self.token(digest: digest), token.record.isValid(at: now),
-            self.users[token.record.username]?.record.disabled == false
-        else { return nil }
+        guard let token = self.token(digest: digest), token.record.isValid(at: now) else { return nil }
         return token.identity
     }
 }

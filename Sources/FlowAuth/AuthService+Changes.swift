@@ -18,7 +18,7 @@ extension AuthService {
     /// `CREATE auth/session`: checks the password (rate-limited) and opens a session.
     public func login(username: String, password: String, address: String?) async throws -> (NewToken, Identity) {
         let user = try await self.verifyPassword(username: username, password: password, address: address, via: "session")
-        let expires = self.now() + self.configuration.sessionLifetime.seconds
+        let expires = self.now() + self.configuration.sessionLifetime / .seconds(1)
         let token = try await self.issue(kind: .session, username: user.record.username, name: "session", scopes: nil, expires: expires)
         self.audit("login", user: username, token: token.record.id, address: address, via: "session")
         return (token, user.identity)
@@ -38,6 +38,7 @@ extension AuthService {
     /// Their other sessions end; personal access tokens stay.
     public func changeOwnPassword(_ identity: Identity, old: String, new: String, address: String?) async throws {
         guard let username = identity.username else { throw FlowError(.unauthenticated, "Authentication required") }
+        try Self.checkPassword(new, path: "/new_password")
         _ = try await self.verifyPassword(username: username, password: old, address: address, via: "password change")
         try await self.setPassword(username: username, password: new, keepingSession: identity.tokenID)
     }
@@ -128,11 +129,14 @@ extension AuthService {
         return user
     }
 
-    /// Changes a user (`auth/users` UPDATE): any of password, roles, disabled.
-    public func updateUser(username: String, password: String?, roles: [String]?, disabled: Bool?) async throws -> UserRecord {
+    /// Changes a user (`auth/users` UPDATE): any of password, roles, disabled. A new password
+    /// ends the user's sessions, except `keepingSession`.
+    public func updateUser(
+        username: String, password: String?, roles: [String]?, disabled: Bool?, keepingSession: String? = nil
+    ) async throws -> UserRecord {
         if let password { try Self.checkPassword(password, path: "/password") }
         if let roles { try self.checkRoles(roles) }
-        let hash = await password.asyncMap { await Secrets.hashPassword($0, cost: self.configuration.bcryptCost) }
+        let hash: String? = if let password { await Secrets.hashPassword(password, cost: self.configuration.bcryptCost) } else { nil }
         let user = try await self.store.updateUser(username) { user in
             var user = user
             if let hash { user.passwordHash = hash }
@@ -140,7 +144,7 @@ extension AuthService {
             if let disabled { user.disabled = disabled }
             return user
         }
-        if password != nil { try await self.endSessions(of: username, except: nil) }
+        if password != nil { try await self.endSessions(of: username, except: keepingSession) }
         try await self.refresh()
         self.audit(password == nil ? "user changed" : "password changed", user: username)
         return user
@@ -148,16 +152,7 @@ extension AuthService {
 
     /// Sets a user's password (`flowgate user passwd`); their sessions end except `keepingSession`.
     public func setPassword(username: String, password: String, keepingSession: String? = nil) async throws {
-        try Self.checkPassword(password, path: "/new_password")
-        let hash = await Secrets.hashPassword(password, cost: self.configuration.bcryptCost)
-        _ = try await self.store.updateUser(username) { user in
-            var user = user
-            user.passwordHash = hash
-            return user
-        }
-        try await self.endSessions(of: username, except: keepingSession)
-        try await self.refresh()
-        self.audit("password changed", user: username)
+        _ = try await self.updateUser(username: username, password: password, roles: nil, disabled: nil, keepingSession: keepingSession)
     }
 
     /// Deletes a user and every token of theirs.
@@ -261,12 +256,5 @@ extension AuthService {
         if let role { metadata["flow.role"] = .string(role) }
         if let address { metadata["flow.client"] = .string(address) }
         self.logger.notice("audit", metadata: metadata)
-    }
-}
-
-extension Optional {
-    fileprivate func asyncMap<T>(_ transform: (Wrapped) async -> T) async -> T? {
-        guard let self else { return nil }
-        return await transform(self)
     }
 }

@@ -89,7 +89,9 @@ public final class AuthService: Authenticator, RevocableCredentials {
     public func bootstrap(adminPassword: String?) async throws -> String? {
         try await self.ensureBuiltinRoles()
         if let adminPassword { try Self.checkPassword(adminPassword, path: "admin_password") }
-        let password = adminPassword ?? Secrets.newToken(prefix: "").prefix(24).description
+        // Every later start ends here, without paying for a bcrypt hash nobody would use.
+        guard self.current.users.isEmpty else { return nil }
+        let password = adminPassword ?? Secrets.newToken(prefix: "", length: 24)
         let hash = await Secrets.hashPassword(password, cost: self.configuration.bcryptCost)
         let created = try await self.store.insertFirstUser(UserRecord(username: "admin", passwordHash: hash, roles: ["admin"], created: self.now()))
         try await self.refresh()
@@ -191,7 +193,7 @@ public final class AuthService: Authenticator, RevocableCredentials {
         let now = self.now()
         // The lifetime is an idle time: a hit renews it. Re-hashing an unchanged password could only
         // agree again, so a client in steady use never pays a second bcrypt; a changed hash ends it.
-        let lifetime = self.configuration.basicCacheLifetime.seconds
+        let lifetime = self.configuration.basicCacheLifetime / .seconds(1)
         let entry = self.basicCache.withLock { cache -> BasicEntry? in
             guard var entry = cache[key], now - entry.lastUsed < lifetime else { return nil }
             entry.lastUsed = now
@@ -254,13 +256,5 @@ public final class AuthService: Authenticator, RevocableCredentials {
             throw FlowError(.unauthenticated, "Invalid username or password")
         }
         return user
-    }
-}
-
-extension Duration {
-    /// The duration in seconds.
-    var seconds: Double {
-        let (seconds, attoseconds) = self.components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

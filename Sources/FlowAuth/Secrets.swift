@@ -9,12 +9,13 @@ enum Secrets {
     /// Random characters in a token: 40 base62 characters are about 238 bits.
     static let tokenLength = 40
 
-    /// A fresh token value: `prefix` and random base62 from the system's secure generator.
-    static func newToken(prefix: String) -> String {
+    /// A fresh token value: `prefix` and `length` random base62 characters from the system's
+    /// secure generator.
+    static func newToken(prefix: String, length: Int = Self.tokenLength) -> String {
         var generator = SystemRandomNumberGenerator()
         var bytes = Array(prefix.utf8)
-        bytes.reserveCapacity(bytes.count + Self.tokenLength)
-        for _ in 0..<Self.tokenLength { bytes.append(Self.base62[Int.random(in: 0..<62, using: &generator)]) }
+        bytes.reserveCapacity(bytes.count + length)
+        for _ in 0..<length { bytes.append(Self.base62[Int.random(in: 0..<62, using: &generator)]) }
         return String(decoding: bytes, as: UTF8.self)
     }
 

@@ -52,7 +52,7 @@ public struct ScopePolicy: AuthorizationPolicy {
         if endpoint.selfServiceMethods.contains(method) && !identity.isAnonymous { return }
         let allowed: Bool
         if let override = endpoint.scopeOverrides[method] {
-            allowed = Scope(override).map { identity.grants.cover([$0]) } ?? false
+            allowed = identity.grants.cover([override])
         } else {
             allowed = identity.grants.allow(method, on: endpoint.namespace)
         }

@@ -30,7 +30,7 @@ public struct EndpointDefinition: Sendable, Equatable {
     /// caller's own objects (SPEC §9.3 self-service: `auth/session`, `auth/tokens`).
     public var selfServiceMethods: Set<Method>
     /// Scopes that differ from the default `<namespace>:<METHOD>`.
-    public var scopeOverrides: [Method: String]
+    public var scopeOverrides: [Method: Scope]
     /// The JSON Schema for `data`, if any.
     public var schema: JSONValue?
     /// The JSON Schema of what the endpoint answers with (each item, for LIST) when it is not
@@ -46,7 +46,7 @@ public struct EndpointDefinition: Sendable, Equatable {
         methods: Set<Method>,
         publicMethods: Set<Method> = [],
         selfServiceMethods: Set<Method> = [],
-        scopeOverrides: [Method: String] = [:],
+        scopeOverrides: [Method: Scope] = [:],
         schema: JSONValue? = nil,
         resultSchema: JSONValue? = nil
     ) {
@@ -64,7 +64,7 @@ public struct EndpointDefinition: Sendable, Equatable {
 
     /// The scope a caller needs for `method`.
     public func scope(for method: Method) -> String {
-        self.scopeOverrides[method] ?? "\(self.namespace.rawValue):\(method.rawValue)"
+        self.scopeOverrides[method]?.description ?? "\(self.namespace.rawValue):\(method.rawValue)"
     }
 
     /// Whether `method` may be called without a credential.

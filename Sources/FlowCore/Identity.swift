@@ -7,8 +7,6 @@ public struct Identity: Sendable, Hashable {
     public var username: String?
     /// The user's roles.
     public var roles: [String]
-    /// The effective call and provide scopes (SPEC §9.3), as text.
-    public var scopes: [String]
     /// The scopes as the policy checks them: the user's, and the token's when it narrows them.
     public var grants: Grants
     /// The id of the token that authenticated the call (not its value); nil for Basic and anonymous.
@@ -18,22 +16,23 @@ public struct Identity: Sendable, Hashable {
     public init(username: String?, roles: [String] = [], scopes: [String] = []) {
         self.username = username
         self.roles = roles
-        self.scopes = scopes
         self.grants = Grants(scopes.compactMap(Scope.init))
         self.tokenID = nil
     }
 
-    /// An identity with `grants`; ``scopes`` is their effective text.
+    /// An identity with `grants`.
     public init(username: String?, roles: [String], grants: Grants, tokenID: String? = nil) {
         self.username = username
         self.roles = roles
-        self.scopes = grants.effective.map(\.description)
         self.grants = grants
         self.tokenID = tokenID
     }
 
     /// A caller with no identity: allowed only on public methods, or everywhere in open-access mode.
     public static let anonymous = Identity(username: nil)
+
+    /// The effective call and provide scopes (SPEC §9.3), as canonical text.
+    public var scopes: [String] { self.grants.effective.map(\.description) }
 
     /// Whether no user is behind the call.
     public var isAnonymous: Bool { self.username == nil }

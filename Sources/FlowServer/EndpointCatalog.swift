@@ -140,7 +140,7 @@ struct DefinitionReader {
         for field in searchFields where !CollectionEndpoint.isFieldName(field) {
             self.problem("search", "'\(field)' is not a top-level field name")
         }
-        var scopes: [FlowProtocol.Method: String] = [:]
+        var scopes: [FlowProtocol.Method: Scope] = [:]
         if let given = object["scopes"] {
             if case .object(let entries) = given {
                 for (name, scope) in entries {
@@ -148,11 +148,11 @@ struct DefinitionReader {
                         self.problem("scopes", "must map method names to scope strings")
                         continue
                     }
-                    guard case .call? = Scope(text) else {
+                    guard let parsed = Scope(text), case .call = parsed else {
                         self.problem("scopes", "'\(text)' for \(name) is not a call scope ('<namespace pattern>:<METHODS>')")
                         continue
                     }
-                    scopes[method] = text
+                    scopes[method] = parsed
                 }
             } else {
                 self.problem("scopes", "must be an object")

@@ -7,7 +7,8 @@ struct ScopePolicyTests {
 
     func definition(_ namespace: String, selfService: Set<Method> = [], overrides: [Method: String] = [:]) -> EndpointDefinition {
         EndpointDefinition(
-            namespace: Namespace(namespace)!, title: "t", methods: Set(Method.allCases), selfServiceMethods: selfService, scopeOverrides: overrides
+            namespace: Namespace(namespace)!, title: "t", methods: Set(Method.allCases), selfServiceMethods: selfService,
+            scopeOverrides: overrides.mapValues { Scope($0)! }
         )
     }
 
