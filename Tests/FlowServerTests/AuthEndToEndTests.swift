@@ -180,6 +180,29 @@ struct AuthEndToEndTests {
             #expect(try taken.envelope().errorcode == .alreadyExists)
             let login = try await live.http("/api/auth/auth/session", method: .post, headers: Self.anonymous, body: #"{"username":"admin"}"#)
             #expect(try login.envelope().errorcode == .validationFailed, "no password: a schema error, not a failed login")
+            #expect(try await live.http("/api/auth/auth/users/nobody").envelope().errorcode == .doNotExist)
+            let badName = try await live.http("/api/auth/auth/users/", method: .post, body: #"{"username":"a b","password":"ab-password"}"#)
+            #expect(try badName.envelope().data?["errors"]?.arrayValue?.first?["path"] == "/username")
+            let badScope = try await live.http("/api/auth/auth/roles/", method: .post, body: #"{"name":"ops","scopes":["ops/*:FETCH"]}"#)
+            #expect(try badScope.envelope().data?["errors"]?.arrayValue?.first?["path"] == "/scopes/0")
+            #expect(try await live.http("/api/auth/auth/roles/", method: .post, body: #"{"name":"ops","scopes":["ops/*:*"]}"#).envelope().success)
+            #expect(try await live.http("/api/auth/auth/roles/", method: .post, body: #"{"name":"ops","scopes":[]}"#).envelope().errorcode == .alreadyExists)
+
+            // Someone else's token is not found by a user without the auth/tokens scope.
+            _ = try await live.http("/api/auth/auth/users/", method: .post, body: #"{"username":"vic","password":"vic-password","roles":["reader"]}"#)
+            let adminToken = try #require(try await live.http("/api/auth/auth/tokens/", method: .post, body: #"{"name":"a"}"#).envelope().data?["id"]?.stringValue)
+            let vic = Self.basic("vic", "vic-password")
+            #expect(try await live.http("/api/auth/auth/tokens/\(adminToken)", method: .delete, headers: vic).envelope().errorcode == .doNotExist)
+            #expect(try await live.http("/api/auth/auth/tokens/\(adminToken)", headers: vic).envelope().errorcode == .doNotExist)
+            let run = vic.adding(.flowRequestMethod, "RUN")
+            let wrongOld = try await live.http(
+                "/api/auth/auth/session/current", method: .post, headers: run, body: #"{"old_password":"not-vics","new_password":"vic-new-password"}"#
+            )
+            #expect(try wrongOld.envelope().errorcode == .unauthenticated)
+            let shortNew = try await live.http(
+                "/api/auth/auth/session/current", method: .post, headers: run, body: #"{"old_password":"vic-password","new_password":"short"}"#
+            )
+            #expect(try shortNew.envelope().errorcode == .validationFailed)
         }
     }
 
