@@ -178,11 +178,18 @@ public final class Dispatcher: Sendable {
                 method: envelope.method, namespace: namespace, objectid: envelope.objectid,
                 parameters: envelope.parameters, data: envelope.method.requiresData ? envelope.data : nil
             )
-            let context = CallContext(
+            var context = CallContext(
                 identity: identity, transport: request.origin.transport, clientAddress: request.origin.clientAddress,
-                requestid: envelope.requestid, namespace: namespace, method: envelope.method, baseLogger: self.logger
+                requestid: envelope.requestid, namespace: namespace, method: envelope.method,
+                connection: request.origin.connection, baseLogger: self.logger
             )
-            let reply = try await self.deadlines.run { try await endpoint.handle(call, context: context) }
+            context.credential = request.origin.credential
+            let reply: Reply
+            if endpoint.handlesOwnTimeout {
+                reply = try await endpoint.handle(call, context: context)
+            } else {
+                reply = try await self.deadlines.run { try await endpoint.handle(call, context: context) }
+            }
             return (reply, identity)
         } catch {
             throw IdentifiedFailure(underlying: error, identity: identity)

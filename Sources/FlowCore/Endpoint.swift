@@ -22,6 +22,9 @@ public protocol Endpoint: Sendable {
     var isServed: Bool { get }
     /// How many providers are connected (0 for other kinds).
     var providerCount: Int { get }
+    /// Whether the endpoint enforces a timeout of its own (providers and upstreams have one per
+    /// registration or definition); the dispatcher's `call_timeout_ms` then does not apply.
+    var handlesOwnTimeout: Bool { get }
     /// Handles one call. Throw ``FlowError`` for failures the caller should see; anything else
     /// becomes `INTERNAL_ERROR`.
     func handle(_ call: Call, context: CallContext) async throws -> Reply
@@ -30,6 +33,7 @@ public protocol Endpoint: Sendable {
 extension Endpoint {
     public var isServed: Bool { true }
     public var providerCount: Int { 0 }
+    public var handlesOwnTimeout: Bool { false }
 }
 
 /// One call as a handler sees it: the validated envelope without its credential.
@@ -60,11 +64,16 @@ public struct CallContext: Sendable {
     public var requestid: RequestID?
     public var namespace: Namespace
     public var method: Method
+    /// The WebSocket the call came in on; nil over HTTP.
+    public var connection: (any ConnectionHandle)?
+    /// The credential the call was authenticated with: only for the gateway's own endpoints
+    /// (a provider registration is watched for revocation), never shown to handlers.
+    var credential: Credential?
     let baseLogger: Logger
 
     public init(
         identity: Identity, transport: Transport, clientAddress: String? = nil, requestid: RequestID? = nil,
-        namespace: Namespace, method: Method, baseLogger: Logger
+        namespace: Namespace, method: Method, connection: (any ConnectionHandle)? = nil, baseLogger: Logger
     ) {
         self.identity = identity
         self.transport = transport
@@ -72,6 +81,7 @@ public struct CallContext: Sendable {
         self.requestid = requestid
         self.namespace = namespace
         self.method = method
+        self.connection = connection
         self.baseLogger = baseLogger
     }
 

@@ -59,6 +59,12 @@ public struct Grants: Sendable, Hashable {
         self.scopes.allow(method, on: namespace) && (self.narrowedTo?.allow(method, on: namespace) ?? true)
     }
 
+    /// Whether registering a provider for `namespace` is allowed (a `provide:` scope, SPEC §5.4).
+    public func allowProviding(_ namespace: Namespace) -> Bool {
+        self.scopes.contains { $0.allowsProviding(namespace) }
+            && (self.narrowedTo?.contains { $0.allowsProviding(namespace) } ?? true)
+    }
+
     /// Whether everything `others` allow is allowed (a new token's scopes must pass this).
     public func cover(_ others: [Scope]) -> Bool {
         self.scopes.cover(others) && (self.narrowedTo?.cover(others) ?? true)
@@ -93,10 +99,24 @@ public struct CallOrigin: Sendable {
     public var credential: Credential?
     /// The peer address, for rate limits and audit lines.
     public var clientAddress: String?
+    /// The WebSocket the call came in on; nil over HTTP. Providers register through it (SPEC §5.4).
+    public var connection: (any ConnectionHandle)?
 
-    public init(transport: Transport, credential: Credential? = nil, clientAddress: String? = nil) {
+    public init(transport: Transport, credential: Credential? = nil, clientAddress: String? = nil, connection: (any ConnectionHandle)? = nil) {
         self.transport = transport
         self.credential = credential
         self.clientAddress = clientAddress
+        self.connection = connection
     }
+}
+
+/// A WebSocket as the layers below the transport see it: something that can be sent a text
+/// frame and closed. The provider hub sends calls through it (SPEC §5.4).
+public protocol ConnectionHandle: Sendable {
+    /// Unique among the gateway's open sockets.
+    var id: Int { get }
+    /// Sends one text frame; a socket that closed meanwhile drops it (its close is reported separately).
+    func send(_ text: [UInt8]) async
+    /// Closes the socket with `code`.
+    func close(code: UInt16, reason: String) async
 }

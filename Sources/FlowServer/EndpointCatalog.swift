@@ -31,6 +31,9 @@ public struct EndpointCatalog: Sendable {
     }
 
     public let collections: [Collection]
+    /// Namespaces reserved for providers (`"kind": "provider"`, SPEC §4): the same fields as a
+    /// collection, with no search fields.
+    public let providerReservations: [Collection]
     /// How many schema files were compiled.
     public let schemaCount: Int
 
@@ -53,6 +56,7 @@ public struct EndpointCatalog: Sendable {
             }
         }
         var collections: [Collection] = []
+        var reservations: [Collection] = []
         var owners: [Namespace: String] = [:]
         for file in Self.jsonFiles(in: endpoints) {
             switch Self.readJSON(folder: endpoints, file: file, label: "Endpoints/" + file) {
@@ -64,14 +68,18 @@ public struct EndpointCatalog: Sendable {
                         reader.problem("namespace", "'\(collection.definition.namespace)' is already declared by \(owner)")
                     } else {
                         owners[collection.definition.namespace] = "Endpoints/" + file
-                        collections.append(collection)
+                        if collection.definition.kind == .provider {
+                            reservations.append(collection)
+                        } else {
+                            collections.append(collection)
+                        }
                     }
                 }
                 problems += reader.problems
             }
         }
         guard problems.isEmpty else { throw LoadError(problems: problems) }
-        return EndpointCatalog(collections: collections, schemaCount: compiled.count)
+        return EndpointCatalog(collections: collections, providerReservations: reservations, schemaCount: compiled.count)
     }
 
     /// The `*.json` files below `folder`, as sorted relative paths.
@@ -122,21 +130,24 @@ struct DefinitionReader {
             return nil
         }
         let kind = object["kind"]?.stringValue ?? "collection"
-        guard kind == "collection" else {
-            self.problem("kind", object["kind"]?.stringValue == nil ? "must be a string" : "'\(kind)' is not supported by this version (collection is)")
+        guard kind == "collection" || kind == "provider" else {
+            self.problem("kind", object["kind"]?.stringValue == nil ? "must be a string" : "'\(kind)' is not supported by this version (collection and provider are)")
             return nil
         }
+        let isProvider = kind == "provider"
         let title = self.string(object, "title") ?? namespace.rawValue
         let application = self.string(object, "application")
         if let application, Namespace(application)?.segments.count != 1 {
             self.problem("application", "must be one lowercase segment")
         }
         let allowed: Set<FlowProtocol.Method> = [.list, .open, .create, .update, .delete, .index]
-        let methods = self.methods(object, "methods") ?? allowed
-        if methods.contains(.run) { self.problem("methods", "RUN is not available on collections") }
+        let methods = self.methods(object, "methods") ?? (isProvider ? [] : allowed)
+        if isProvider && methods.isEmpty { self.problem("methods", "is required for a provider namespace: the methods its providers serve") }
+        if !isProvider && methods.contains(.run) { self.problem("methods", "RUN is not available on collections") }
         let publicMethods = self.methods(object, "public") ?? []
         if !publicMethods.isSubset(of: methods) { self.problem("public", "lists methods that are not in 'methods'") }
         let searchFields = self.strings(object, "search") ?? []
+        if isProvider && !searchFields.isEmpty { self.problem("search", "is for collections: a provider does its own searching") }
         for field in searchFields where !CollectionEndpoint.isFieldName(field) {
             self.problem("search", "'\(field)' is not a top-level field name")
         }
@@ -165,7 +176,7 @@ struct DefinitionReader {
         }
         guard self.problems.isEmpty else { return nil }
         let definition = EndpointDefinition(
-            namespace: namespace, application: application, title: title, kind: .collection, methods: methods,
+            namespace: namespace, application: application, title: title, kind: isProvider ? .provider : .collection, methods: methods,
             publicMethods: publicMethods, scopeOverrides: scopes, schema: schema?.0
         )
         return EndpointCatalog.Collection(definition: definition, searchFields: searchFields, validator: schema?.1, file: self.file)

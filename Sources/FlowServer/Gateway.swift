@@ -1,6 +1,7 @@
 public import FlowCore
 import FlowProtocol
 import FlowAuth
+import FlowSchema
 import FlowStore
 import Foundation
 public import Hummingbird
@@ -23,6 +24,8 @@ public struct Gateway: Sendable {
     public let configuration: GatewayConfiguration
     public let registry: EndpointRegistry
     public let dispatcher: Dispatcher
+    /// The providers connected over WebSocket and the calls in flight to them (SPEC §5.4).
+    public let providers: ProviderHub
     /// The Hummingbird application serving HTTP and WebSocket.
     public let application: Application<RouterResponder<GatewayRequestContext>>
     let connections: ConnectionRegistry
@@ -45,6 +48,13 @@ public struct Gateway: Sendable {
         self.registry = registry
         self.logger = logger
         try registry.register(SystemEndpointsEndpoint(registry: registry))
+        let assertFormats = configuration.assertFormats
+        let providers = ProviderHub(
+            registry: registry, configuration: configuration.providers,
+            compileSchema: { schema throws(FlowError) in try Self.compile(schema, assertFormats: assertFormats) }, logger: logger
+        )
+        try registry.register(ProvidersEndpoint(hub: providers))
+        self.providers = providers
         let dispatcher = Dispatcher(
             registry: registry, authenticator: authenticator, policy: policy,
             configuration: .init(callTimeout: configuration.callTimeout), logger: logger
@@ -53,7 +63,8 @@ public struct Gateway: Sendable {
         let connections = ConnectionRegistry(limit: configuration.maxSockets, credentials: revocable)
         self.dispatcher = dispatcher
         self.connections = connections
-        self.backgroundServices = services + (revocable.map { [RevocationWatch(credentials: $0, connections: connections)] } ?? [])
+        self.backgroundServices = [ProviderTimers(hub: providers)] + services
+            + (revocable.map { [RevocationWatch(credentials: $0, connections: connections, providers: providers)] } ?? [])
 
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: HTTPTransport(dispatcher: dispatcher, configuration: configuration))
@@ -64,7 +75,8 @@ public struct Gateway: Sendable {
             return Self.json(.ok, #"{"ready":true,"endpoints":\#(registry.count)}"#)
         }
         let openAPI: @Sendable (Request, GatewayRequestContext) async throws -> Response = { _, _ in
-            let document = OpenAPIDocument(endpoints: registry.all).json()
+            // Only what can be called now: a provider namespace with no provider is left out (SPEC §5.4).
+            let document = OpenAPIDocument(endpoints: registry.all.filter(\.isServed)).json()
             return Response(
                 status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: document.encoded()))
@@ -72,7 +84,7 @@ public struct Gateway: Sendable {
         }
         router.get("/api/", use: openAPI)
         router.get("/api/openapi.json", use: openAPI)
-        let sockets = WebSocketRoutes(dispatcher: dispatcher, connections: connections, configuration: configuration, logger: logger)
+        let sockets = WebSocketRoutes(dispatcher: dispatcher, providers: providers, connections: connections, configuration: configuration, logger: logger)
         sockets.add(to: router)
 
         let webSocket = WebSocketServerConfiguration(
@@ -129,12 +141,19 @@ public struct Gateway: Sendable {
         }
         logger.info(
             "endpoints loaded",
-            metadata: ["flow.collections": "\(catalog.collections.count)", "flow.schemas": "\(catalog.schemaCount)", "flow.data": "\(configuration.dataDirectory)"]
+            metadata: [
+                "flow.collections": "\(catalog.collections.count)", "flow.provider_namespaces": "\(catalog.providerReservations.count)",
+                "flow.schemas": "\(catalog.schemaCount)", "flow.data": "\(configuration.dataDirectory)",
+            ]
         )
-        return try Gateway(
+        let gateway = try Gateway(
             configuration: configuration, authenticator: auth, policy: ScopePolicy(), registry: registry,
             readiness: { await store.isHealthy() }, services: [AuthHousekeeping(auth: auth)], logger: logger, onServerRunning: onServerRunning
         )
+        for reservation in catalog.providerReservations {
+            try gateway.providers.reserve(reservation.definition, validator: reservation.validator)
+        }
+        return gateway
     }
 
     /// The database file in `dataDirectory` (the daemon and the `user`/`token` commands share it).
@@ -153,6 +172,15 @@ public struct Gateway: Sendable {
     /// Open WebSockets.
     public var openSockets: Int { self.connections.count }
 
+    /// A provider registration's schema, compiled; a schema the validator cannot use is `VALIDATION_FAILED`.
+    static func compile(_ schema: JSONValue, assertFormats: Bool) throws(FlowError) -> any DataValidator {
+        do {
+            return try JSONSchema(schema, assertFormats: assertFormats)
+        } catch {
+            throw FlowError.validationFailed([DataProblem(path: "/schema" + error.location, message: "\(error.keyword): \(error.message)")])
+        }
+    }
+
     static func json(_ status: HTTPResponse.Status, _ body: String) -> Response {
         Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
@@ -162,11 +190,26 @@ public struct Gateway: Sendable {
 struct RevocationWatch: Service {
     let credentials: any RevocableCredentials
     let connections: ConnectionRegistry
+    let providers: ProviderHub
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            await self.credentials.watchRevocations { await self.connections.closeRevoked() }
+            await self.credentials.watchRevocations {
+                await self.connections.closeRevoked()
+                // A provider may have registered with a frame's token rather than the socket's.
+                await self.providers.closeRevoked(self.credentials.isRevoked)
+            }
         }
+    }
+}
+
+/// Fires provider call timeouts, slot waits and grace periods (SPEC §5.4). Listed first among
+/// the services, so it stops last: calls to providers still time out during the drain.
+struct ProviderTimers: Service {
+    let hub: ProviderHub
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await self.hub.runTimers() }
     }
 }
 

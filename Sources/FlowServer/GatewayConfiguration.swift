@@ -1,4 +1,5 @@
 public import FlowAuth
+public import FlowCore
 public import FlowProtocol
 public import Logging
 
@@ -44,6 +45,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var adminPassword: String?
     /// `session_lifetime_ms`, `bcrypt_cost`, `basic_cache_ms`, `login_failures_per_minute`.
     public var auth = AuthConfiguration()
+    /// `provider_grace_ms`, `provider_slot_wait_ms`.
+    public var providers = ProviderConfiguration()
 
     public init() {}
 }
@@ -185,6 +188,12 @@ extension GatewayConfiguration {
         },
         Key(name: "login_failures_per_minute", summary: "failed logins per user name and per client address per minute before RATE_LIMITED (default 10)") { config, value throws(ConfigurationError) in
             config.auth.loginFailuresPerMinute = try value.integer("login_failures_per_minute", in: 1...1_000_000)
+        },
+        Key(name: "provider_grace_ms", summary: "how long a provider namespace stays known after its last provider left, answering PROVIDER_UNAVAILABLE, in ms (default 30000)") { config, value throws(ConfigurationError) in
+            config.providers.gracePeriod = .milliseconds(try value.integer("provider_grace_ms", in: 0...86_400_000))
+        },
+        Key(name: "provider_slot_wait_ms", summary: "how long a call waits for a free slot when every provider is at its concurrency, before RATE_LIMITED, in ms (default 1000)") { config, value throws(ConfigurationError) in
+            config.providers.slotWait = .milliseconds(try value.integer("provider_slot_wait_ms", in: 0...60_000))
         },
     ]
 

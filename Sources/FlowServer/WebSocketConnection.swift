@@ -13,6 +13,10 @@ import NIOWebSocket
 /// stops reading (back-pressure) until one completes.
 struct WebSocketConnection {
     let dispatcher: Dispatcher
+    /// Where provider frames (answers to calls this socket was sent) go.
+    let providers: ProviderHub
+    /// This socket, as calls and the provider hub refer to it.
+    let handle: SocketHandle
     let configuration: GatewayConfiguration
     /// The namespace of `/ws/<namespace>`, used when a frame names none.
     let defaultNamespace: Namespace?
@@ -25,8 +29,12 @@ struct WebSocketConnection {
         var assembler = MessageAssembler(maxMessageBytes: self.configuration.maxMessageBytes)
         var iterator = inbound.makeAsyncIterator()
         let concurrent = ConcurrentCalls(limit: self.configuration.maxInFlightPerSocket)
-        // The client is gone: calls still running have nobody to answer.
-        defer { concurrent.cancelAll() }
+        defer {
+            // The client is gone: calls still running have nobody to answer, and whatever it
+            // provided leaves now (its pending calls answer PROVIDER_UNAVAILABLE).
+            concurrent.cancelAll()
+            self.providers.connectionClosed(self.handle.id)
+        }
         while true {
             let frame: WebSocketDataFrame?
             do { frame = try await iterator.next() } catch { return }
@@ -78,9 +86,9 @@ struct WebSocketConnection {
             let response = self.dispatcher.failure(failure.error, requestid: failure.requestid, origin: self.origin(nil))
             await self.send(response, to: outbound)
             return nil
-        case .success(.provider):
-            // Provider frames answer calls this socket was sent; none are routed to sockets yet.
-            self.logger.debug("dropping provider frame from a socket with no registrations")
+        case .success(.provider(let frame)):
+            // An answer to a call this socket was sent as a provider; needs no token (SPEC §5.4 point 7).
+            self.providers.deliver(frame, from: self.handle.id)
             return nil
         case .success(.envelope(var envelope)):
             if envelope.namespace == nil { envelope.namespace = self.defaultNamespace }
@@ -89,21 +97,43 @@ struct WebSocketConnection {
     }
 
     private func origin(_ token: String?) -> CallOrigin {
-        CallOrigin(transport: .websocket, credential: token.map { .token($0) } ?? self.socketCredential, clientAddress: self.clientAddress)
+        CallOrigin(
+            transport: .websocket, credential: token.map { .token($0) } ?? self.socketCredential, clientAddress: self.clientAddress,
+            connection: self.handle
+        )
     }
 
     private func send(_ response: Response, to outbound: WebSocketOutboundWriter) async {
-        let frame = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: response.encoded()))
+        await self.handle.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: response.encoded())))
+    }
+}
+
+/// A WebSocket as the provider hub sees it: its id in the ``ConnectionRegistry``, and its writer.
+struct SocketHandle: ConnectionHandle {
+    let id: Int
+    let outbound: WebSocketOutboundWriter
+    let logger: Logger
+
+    func send(_ text: [UInt8]) async {
+        await self.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: text)))
+    }
+
+    func close(code: UInt16, reason: String) async {
+        try? await self.outbound.close(.init(codeNumber: Int(code)), reason: reason)
+    }
+
+    /// Writes one frame. A cancelled task's write fails if it has to wait for the socket, and
+    /// a timed-out or cancelled call still owes an answer (or a `cancel` frame): it is written
+    /// from a fresh task.
+    func write(_ frame: WebSocketFrame) async {
         do {
             if Task.isCancelled {
-                // A timed-out call's task is cancelled, and a write that has to wait for the
-                // socket would fail in it. Its TIMEOUT answer is written from a fresh task.
-                try await Task { try await outbound.write(.custom(frame)) }.value
+                try await Task { try await self.outbound.write(.custom(frame)) }.value
             } else {
-                try await outbound.write(.custom(frame))
+                try await self.outbound.write(.custom(frame))
             }
         } catch {
-            self.logger.debug("could not write response: socket closed")
+            self.logger.debug("could not write to the socket: closed")
         }
     }
 }

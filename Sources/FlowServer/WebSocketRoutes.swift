@@ -9,6 +9,7 @@ import NIOWebSocket
 /// The WebSocket routes: `/ws`, `/ws/<namespace>`, and `/diagnostics/echo` when enabled.
 struct WebSocketRoutes {
     let dispatcher: Dispatcher
+    let providers: ProviderHub
     let connections: ConnectionRegistry
     let configuration: GatewayConfiguration
     let logger: Logger
@@ -22,7 +23,7 @@ struct WebSocketRoutes {
         }
         if self.configuration.diagnosticsEcho {
             router.ws("/diagnostics/echo", shouldUpgrade: Self.shouldUpgrade) { inbound, outbound, _ in
-                await self.withSlot(outbound, credential: nil) {
+                await self.withSlot(outbound, credential: nil) { _ in
                     await EchoConnection(configuration: self.configuration).run(inbound: inbound, outbound: outbound)
                 }
             }
@@ -68,18 +69,19 @@ struct WebSocketRoutes {
         let credential = try? CredentialSources.credential(headers: request.headers, query: request.uri.queryParameters)
         var logger = self.logger
         if let clientAddress { logger[metadataKey: "flow.client"] = .string(clientAddress) }
-        let connection = WebSocketConnection(
-            dispatcher: self.dispatcher, configuration: self.configuration, defaultNamespace: defaultNamespace,
-            socketCredential: credential, clientAddress: clientAddress, logger: logger
-        )
-        await self.withSlot(outbound, credential: credential) {
+        await self.withSlot(outbound, credential: credential) { id in
+            let connection = WebSocketConnection(
+                dispatcher: self.dispatcher, providers: self.providers, handle: SocketHandle(id: id, outbound: outbound, logger: logger),
+                configuration: self.configuration, defaultNamespace: defaultNamespace,
+                socketCredential: credential, clientAddress: clientAddress, logger: logger
+            )
             await connection.run(inbound: inbound, outbound: outbound)
         }
     }
 
     /// Runs `body` while the socket is counted; over `max_sockets` or while draining the socket
     /// is closed at once (1013 try again later / 1001 going away).
-    private func withSlot(_ outbound: WebSocketOutboundWriter, credential: Credential?, _ body: () async -> Void) async {
+    private func withSlot(_ outbound: WebSocketOutboundWriter, credential: Credential?, _ body: (Int) async -> Void) async {
         guard !self.dispatcher.isDraining else {
             try? await outbound.close(.goingAway, reason: "Server shutting down")
             return
@@ -90,6 +92,6 @@ struct WebSocketRoutes {
             return
         }
         defer { self.connections.remove(id) }
-        await body()
+        await body(id)
     }
 }

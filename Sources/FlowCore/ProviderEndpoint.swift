@@ -1,0 +1,24 @@
+import FlowProtocol
+
+/// A namespace served by remote providers (SPEC §4 kind 3): validates the call's data against
+/// the namespace's schema and hands the call to the ``ProviderHub``.
+struct ProviderEndpoint: Endpoint {
+    let definition: EndpointDefinition
+    let validator: (any DataValidator)?
+    /// Weak: the hub owns the registry this endpoint sits in.
+    weak let hub: ProviderHub?
+
+    var isServed: Bool { self.providerCount > 0 }
+    var providerCount: Int { self.hub?.providerCount(self.definition.namespace) ?? 0 }
+    /// Each registration has its own `timeout_ms`.
+    var handlesOwnTimeout: Bool { true }
+
+    func handle(_ call: Call, context: CallContext) async throws -> Reply {
+        guard let hub = self.hub else { throw FlowError(.providerUnavailable, "No provider serves '\(call.namespace)' right now") }
+        if let validator = self.validator, let data = call.data {
+            let problems = validator.problems(with: data)
+            if !problems.isEmpty { throw FlowError.validationFailed(problems) }
+        }
+        return try await hub.forward(call, context: context)
+    }
+}

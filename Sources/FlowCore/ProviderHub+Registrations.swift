@@ -1,0 +1,156 @@
+import Foundation
+import FlowProtocol
+import Logging
+import Synchronization
+
+extension ProviderHub {
+    /// Reserves `definition`'s namespace for providers (an `Endpoints/` file with `"kind": "provider"`):
+    /// it is known from the start and answers `PROVIDER_UNAVAILABLE` while no provider is connected.
+    public func reserve(_ definition: EndpointDefinition, validator: (any DataValidator)?) throws(RegistryError) {
+        try self.state.withLock { state throws(RegistryError) in
+            try self.registry.register(ProviderEndpoint(definition: definition, validator: validator, hub: self))
+            state.served[definition.namespace] = ProviderState.Served(definition: definition, reserved: true)
+        }
+    }
+
+    /// Registers a provider on `connection` (SPEC §5.4 point 1). The caller's scopes were checked.
+    /// Returns the registration as `system/providers` shows it.
+    func register(
+        _ request: ProviderRegistration, connection: any ConnectionHandle, username: String?, credential: Credential?
+    ) throws(FlowError) -> JSONValue {
+        guard !NamespacePattern.reservedApplications.contains(Substring(request.namespace.firstSegment)) else {
+            throw FlowError(.forbidden, "Providers cannot serve the reserved applications auth and system")
+        }
+        let validator = try request.schema.map { schema throws(FlowError) in try self.compileSchema(schema) }
+        let now = ContinuousClock.now
+        let id = UUID().uuidString.lowercased()
+        let (summary, resumes, wakeTimers) = try self.state.withLock { state throws(FlowError) in
+            try self.attach(request, to: &state, validator: validator)
+            let registration = ProviderState.Registration(
+                id: id, connection: connection, namespace: request.namespace, concurrency: request.concurrency,
+                timeout: request.timeout, username: username, credential: credential
+            )
+            state.registrations[id] = registration
+            state.served[request.namespace]?.providers.append(id)
+            state.served[request.namespace]?.graceUntil = nil
+            let resumes = state.grantWaiters(request.namespace, now: now)
+            return (Self.describe(registration, state: state), resumes, state.markTimed())
+        }
+        if wakeTimers { self.wakeTimers() }
+        self.perform(resumes)
+        self.logger.info(
+            "provider registered",
+            metadata: ["flow.namespace": .string(request.namespace.rawValue), "flow.provider": .string(id), "flow.user": .string(username ?? "")]
+        )
+        return summary
+    }
+
+    /// Makes sure `request.namespace` is a provider namespace that this registration fits.
+    private func attach(_ request: ProviderRegistration, to state: inout ProviderState, validator: (any DataValidator)?) throws(FlowError) {
+        let namespace = request.namespace
+        if let served = state.served[namespace] {
+            guard let mismatch = request.mismatch(with: served.definition) else { return }
+            // In its grace period (no provider) a namespace takes the definition of whoever comes back.
+            guard !served.reserved, served.providers.isEmpty else {
+                throw FlowError(.conflict, "'\(namespace)' is already provided with another definition: \(mismatch)")
+            }
+            self.registry.unregister(namespace)
+            state.served[namespace] = nil
+        }
+        guard request.methods?.isEmpty == false else {
+            throw FlowError.validationFailed([DataProblem(path: "/methods", message: "is required (no Endpoints/ file reserves this namespace)")])
+        }
+        let definition = request.definition()
+        do {
+            try self.registry.register(ProviderEndpoint(definition: definition, validator: validator, hub: self))
+        } catch {
+            if error == .namespaceTaken(namespace) { throw FlowError(.alreadyExists, "'\(namespace)' is served by an endpoint that is not a provider") }
+            throw FlowError.validationFailed([DataProblem(path: "/application", message: error.description)])
+        }
+        state.served[namespace] = ProviderState.Served(definition: definition, reserved: false)
+    }
+
+    /// Unregisters provider `id` (SPEC §5.4 point 1): it takes no new calls at once and leaves
+    /// when its calls in flight are answered. Only its own socket may, unless `mayRemoveAny`.
+    func unregister(_ id: String, connection: Int?, mayRemoveAny: Bool) throws(FlowError) -> JSONValue {
+        let now = ContinuousClock.now
+        let (summary, resumes) = try self.state.withLock { state throws(FlowError) in
+            guard var registration = state.registrations[id], mayRemoveAny || registration.connection.id == connection else {
+                throw FlowError(.doNotExist, "No provider registration has that id")
+            }
+            registration.draining = true
+            state.registrations[id] = registration
+            let summary = Self.describe(registration, state: state)
+            let resumes = registration.inFlight == 0 ? state.remove(registration: id, now: now) : []
+            return (summary, resumes)
+        }
+        self.perform(resumes)
+        self.logger.info("provider unregistered", metadata: ["flow.provider": .string(id)])
+        return summary
+    }
+
+    /// The socket `connection` closed: every registration it made leaves at once, and their
+    /// pending calls answer `PROVIDER_UNAVAILABLE` (or retry elsewhere).
+    public func connectionClosed(_ connection: Int) {
+        let now = ContinuousClock.now
+        let resumes = self.state.withLock { state -> [Resume] in
+            guard !state.registrations.isEmpty else { return [] }
+            var resumes: [Resume] = []
+            for (id, registration) in state.registrations where registration.connection.id == connection {
+                resumes += state.remove(registration: id, now: now)
+                self.logger.info("provider left: its socket closed", metadata: ["flow.provider": .string(id)])
+            }
+            return resumes
+        }
+        self.perform(resumes)
+    }
+
+    /// Unregisters the providers whose registering credential was revoked and closes their
+    /// sockets with 4001 (SPEC §5.3).
+    public func closeRevoked(_ isRevoked: (Credential) -> Bool) async {
+        let now = ContinuousClock.now
+        let (connections, resumes) = self.state.withLock { state -> ([Int: any ConnectionHandle], [Resume]) in
+            var connections: [Int: any ConnectionHandle] = [:]
+            var resumes: [Resume] = []
+            for (id, registration) in state.registrations where registration.credential.map(isRevoked) ?? false {
+                connections[registration.connection.id] = registration.connection
+                resumes += state.remove(registration: id, now: now)
+            }
+            return (connections, resumes)
+        }
+        self.perform(resumes)
+        for connection in connections.values {
+            self.logger.notice("closing a provider socket: its credential was revoked", metadata: ["flow.connection": "\(connection.id)"])
+            await connection.close(code: 4001, reason: "Credential revoked or expired")
+        }
+    }
+
+    /// Every registration, as `LIST system/providers` shows it.
+    var registrations: [JSONValue] {
+        self.state.withLock { state in
+            state.registrations.values
+                .sorted { ($0.namespace, $0.id) < ($1.namespace, $1.id) }
+                .map { Self.describe($0, state: state) }
+        }
+    }
+
+    /// One registration, or nil.
+    func registration(_ id: String) -> JSONValue? {
+        self.state.withLock { state in state.registrations[id].map { Self.describe($0, state: state) } }
+    }
+
+    static func describe(_ registration: ProviderState.Registration, state: ProviderState) -> JSONValue {
+        let definition = state.served[registration.namespace]?.definition
+        return [
+            "id": .string(registration.id),
+            "namespace": .string(registration.namespace.rawValue),
+            "application": .string(definition?.application ?? registration.namespace.firstSegment),
+            "methods": .array((definition?.methods ?? []).sorted().map { .string($0.rawValue) }),
+            "concurrency": .integer(Int64(registration.concurrency)),
+            "timeout_ms": .integer(Int64(registration.timeout / .milliseconds(1))),
+            "inFlight": .integer(Int64(registration.inFlight)),
+            "draining": .bool(registration.draining),
+            "user": registration.username.map(JSONValue.string) ?? .null,
+        ]
+    }
+}

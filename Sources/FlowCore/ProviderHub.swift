@@ -1,0 +1,251 @@
+public import FlowProtocol
+public import Logging
+import Synchronization
+
+/// Settings of the provider hub (SPEC §5.4).
+public struct ProviderConfiguration: Sendable, Equatable {
+    /// How long a namespace whose last provider left stays known, answering `PROVIDER_UNAVAILABLE`.
+    public var gracePeriod: Duration
+    /// How long a call waits for a free slot when every provider is at its `concurrency`
+    /// before it answers `RATE_LIMITED`.
+    public var slotWait: Duration
+    /// How often timeouts, slot waits and grace periods are checked (how late they may fire).
+    public var tick: Duration
+
+    public init(gracePeriod: Duration = .seconds(30), slotWait: Duration = .seconds(1), tick: Duration = .milliseconds(20)) {
+        self.gracePeriod = gracePeriod
+        self.slotWait = slotWait
+        self.tick = tick
+    }
+}
+
+/// The providers connected over WebSocket and the calls in flight to them (SPEC §5.4).
+///
+/// A call to a provider namespace takes a slot on the provider with the fewest calls in flight
+/// (waiting up to ``ProviderConfiguration/slotWait`` when all are full), is sent as a `call`
+/// frame, and waits for the provider's answer, its timeout, its caller going away, or its
+/// provider going away — whichever comes first settles it, exactly once. A provider that leaves
+/// settles its calls at once; the idempotent ones are tried once more on another provider.
+///
+/// All state sits behind one lock; continuations are resumed and frames sent outside it.
+public final class ProviderHub: Sendable {
+    let registry: EndpointRegistry
+    let configuration: ProviderConfiguration
+    let compileSchema: @Sendable (JSONValue) throws(FlowError) -> any DataValidator
+    let logger: Logger
+    let state: Mutex<ProviderState>
+    private let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    /// A hub adding its namespaces to `registry`; `compileSchema` turns a registration's schema
+    /// into a validator (throws `VALIDATION_FAILED` for a schema it cannot use).
+    public init(
+        registry: EndpointRegistry,
+        configuration: ProviderConfiguration = .init(),
+        compileSchema: @escaping @Sendable (JSONValue) throws(FlowError) -> any DataValidator,
+        logger: Logger
+    ) {
+        self.registry = registry
+        self.configuration = configuration
+        self.compileSchema = compileSchema
+        self.logger = logger
+        self.state = Mutex(ProviderState(gracePeriod: configuration.gracePeriod))
+        (self.wakeups, self.wake) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Calls sent to providers and not yet answered, timed out or cancelled.
+    public var pendingCalls: Int { self.state.withLock { $0.pending.count } }
+
+    /// Calls waiting for a free provider slot.
+    public var waitingCalls: Int { self.state.withLock { $0.waiterCount } }
+
+    /// How many providers serve `namespace` right now.
+    public func providerCount(_ namespace: Namespace) -> Int {
+        self.state.withLock { $0.served[namespace]?.providers.count ?? 0 }
+    }
+
+    // MARK: Forwarding a call
+
+    /// Forwards `call` to a provider of its namespace and relays the answer (SPEC §5.4 points 2–5).
+    func forward(_ call: Call, context: CallContext) async throws -> Reply {
+        var deadline: ContinuousClock.Instant?
+        var retried = false
+        while true {
+            let slot = try await self.acquireSlot(call.namespace, deadline: deadline)
+            deadline = slot.deadline
+            await slot.connection.send(Self.callFrame(slot.callID, call, identity: context.identity))
+            switch await self.outcome(of: slot.callID) {
+            case .answered(let answer):
+                return try self.reply(from: answer, registration: slot.registration, context: context)
+            case .timedOut:
+                await slot.connection.send(Self.cancelFrame(slot.callID))
+                throw FlowError(.timeout, "The provider did not answer within \(Self.describe(slot.timeout))")
+            case .cancelled:
+                await slot.connection.send(Self.cancelFrame(slot.callID))
+                throw CancellationError()
+            case .providerGone:
+                if call.method.isIdempotent && !retried && self.providerCount(call.namespace) > 0 {
+                    retried = true
+                    context.logger.info("provider left during the call; retrying on another", metadata: ["flow.provider": .string(slot.registration)])
+                    continue
+                }
+                throw FlowError(.providerUnavailable, "The provider of '\(call.namespace)' went away")
+            }
+        }
+    }
+
+    /// Takes a slot on the least busy provider of `namespace`, waiting briefly when all are full.
+    private func acquireSlot(_ namespace: Namespace, deadline: ContinuousClock.Instant?) async throws -> Slot {
+        let waiterID = self.state.withLock { $0.newID() }
+        let outcome = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<SlotOutcome, Never>) in
+                let now = ContinuousClock.now
+                let (immediate, wakeTimers) = self.state.withLock { state -> (SlotOutcome?, Bool) in
+                    // Checked under the lock: a cancellation after it finds the waiter queued.
+                    if Task.isCancelled { return (.cancelled, false) }
+                    switch state.takeSlot(namespace, now: now, deadline: deadline) {
+                    case .some(let outcome): return (outcome, state.markTimed())
+                    case nil:
+                        let waiter = Waiter(id: waiterID, until: now + self.configuration.slotWait, callDeadline: deadline, continuation: continuation)
+                        guard state.enqueue(waiter, on: namespace) else { return (.full, false) }
+                        return (nil, state.markTimed())
+                    }
+                }
+                if wakeTimers { self.wake.yield() }
+                if let immediate { continuation.resume(returning: immediate) }
+            }
+        } onCancel: {
+            let continuation = self.state.withLock { $0.cancelWaiter(waiterID, in: namespace) }
+            continuation?.resume(returning: .cancelled)
+        }
+        switch outcome {
+        case .slot(let slot): return slot
+        case .unavailable: throw FlowError(.providerUnavailable, "No provider serves '\(namespace)' right now")
+        case .full: throw FlowError(.rateLimited, "Every provider of '\(namespace)' is at its concurrency limit")
+        case .cancelled: throw CancellationError()
+        }
+    }
+
+    /// Waits until the call is settled; a cancelled caller settles it as cancelled.
+    private func outcome(of callID: UInt64) async -> CallOutcome {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<CallOutcome, Never>) in
+                let early = self.state.withLock { $0.await(callID, continuation) }
+                if let early { continuation.resume(returning: early) }
+            }
+        } onCancel: {
+            self.perform(self.state.withLock { $0.settle(callID, .cancelled, now: .now) })
+        }
+    }
+
+    /// A provider frame arrived on `connection`: an answer to one of the calls sent to it.
+    /// Answers to calls that were settled already (timed out, cancelled) are dropped.
+    public func deliver(_ frame: JSONObject, from connection: Int) {
+        guard case .string(let text)? = frame["call"], let callID = UInt64(text) else {
+            self.logger.debug("dropping a provider frame without a known call id", metadata: ["flow.connection": "\(connection)"])
+            return
+        }
+        let resumes = self.state.withLock { state -> [Resume] in
+            guard state.pending[callID]?.connection == connection else { return [] }
+            return state.settle(callID, .answered(frame), now: .now)
+        }
+        if resumes.isEmpty {
+            self.logger.debug("dropping a late or unknown answer", metadata: ["flow.call": .string(text)])
+        }
+        self.perform(resumes)
+    }
+
+    /// The caller's reply from the provider's answer, which must be a response envelope (SPEC §3).
+    private func reply(from answer: JSONObject, registration: String, context: CallContext) throws -> Reply {
+        let response: Response
+        do {
+            response = try Response(decoding: answer)
+        } catch {
+            context.logger.error(
+                "malformed provider answer",
+                metadata: ["flow.provider": .string(registration), "flow.error": .string(error.message)]
+            )
+            throw FlowError(.internalError, "The provider sent a malformed answer")
+        }
+        guard response.success else {
+            throw FlowError(response.errorcode ?? .internalError, response.message ?? "The provider reported a failure", data: response.data)
+        }
+        return Reply(payload: response.payload, status: response.status, dataType: response.dataType, paging: response.paging)
+    }
+
+    // MARK: Timers
+
+    /// Settles what ran out of time — calls past their timeout, waits for a slot, grace periods —
+    /// until the task is cancelled. Sleeps while nothing is timed.
+    public func runTimers() async {
+        var wakeups = self.wakeups.makeAsyncIterator()
+        while !Task.isCancelled {
+            let now = ContinuousClock.now
+            let (resumes, expired, busy) = self.state.withLock { state in
+                let (resumes, expired) = state.expire(now: now)
+                // Under the hub's lock, so a provider registering meanwhile finds the registry consistent.
+                for namespace in expired { self.registry.unregister(namespace) }
+                return (resumes, expired, state.hasTimedWork || !state.markIdle())
+            }
+            for namespace in expired {
+                self.logger.info("provider namespace withdrawn after its grace period", metadata: ["flow.namespace": .string(namespace.rawValue)])
+            }
+            self.perform(resumes)
+            if busy {
+                try? await Task.sleep(for: self.configuration.tick)
+            } else if await wakeups.next() == nil {
+                return
+            }
+        }
+    }
+
+    func wakeTimers() { self.wake.yield() }
+
+    func perform(_ resumes: [Resume]) {
+        for resume in resumes {
+            switch resume {
+            case .call(let continuation, let outcome): continuation.resume(returning: outcome)
+            case .waiter(let continuation, let outcome): continuation.resume(returning: outcome)
+            }
+        }
+    }
+
+    // MARK: Frames
+
+    /// `{"call", "method", "namespace", "objectid", "parameters", "data", "identity"}`: never the token.
+    static func callFrame(_ callID: UInt64, _ call: Call, identity: Identity) -> [UInt8] {
+        var writer = JSONWriter(capacity: 256)
+        writer.writeRaw("{\"call\":\"")
+        writer.write(encoded: String(callID))
+        writer.writeRaw("\",\"method\":")
+        writer.write(string: call.method.rawValue)
+        writer.writeRaw(",\"namespace\":")
+        writer.write(string: call.namespace.rawValue)
+        if let objectid = call.objectid {
+            writer.writeRaw(",\"objectid\":")
+            writer.write(string: objectid)
+        }
+        if let parameters = call.parameters {
+            writer.writeRaw(",\"parameters\":")
+            writer.write(parameters)
+        }
+        if let data = call.data {
+            writer.writeRaw(",\"data\":")
+            writer.write(data)
+        }
+        writer.writeRaw(",\"identity\":{\"user\":")
+        if let username = identity.username { writer.write(string: username) } else { writer.writeRaw("null") }
+        writer.writeRaw(",\"roles\":")
+        writer.write(.array(identity.roles.map(JSONValue.string)))
+        writer.writeRaw(",\"scopes\":")
+        writer.write(.array(identity.scopes.map(JSONValue.string)))
+        writer.writeRaw("}}")
+        return writer.bytes
+    }
+
+    static func cancelFrame(_ callID: UInt64) -> [UInt8] {
+        Array("{\"cancel\":\"\(callID)\"}".utf8)
+    }
+
+    static func describe(_ duration: Duration) -> String { CallDeadlines.describe(duration) }
+}
