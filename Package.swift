@@ -20,6 +20,8 @@ let package = Package(
         .library(name: "FlowStore", targets: ["FlowStore"]),
         .library(name: "FlowAuth", targets: ["FlowAuth"]),
         .library(name: "FlowServer", targets: ["FlowServer"]),
+        .library(name: "FlowClient", targets: ["FlowClient"]),
+        .executable(name: "flowgate-example-provider", targets: ["flowgate-example-provider"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
@@ -33,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // Wire protocol: envelope, response, error codes, JSON value and codec. No I/O.
@@ -100,6 +103,30 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The Swift client for subsystems: call endpoints, provide endpoints over one WebSocket (SPEC §5.4).
+        .target(
+            name: "FlowClient",
+            dependencies: [
+                "FlowProtocol",
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "WSCore", package: "swift-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The example provider the README uses: serves scheduler/queue through FlowClient.
+        .executableTarget(
+            name: "flowgate-example-provider",
+            dependencies: [
+                "FlowClient",
+                "FlowProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "flowgate",
             dependencies: [
@@ -161,7 +188,7 @@ let package = Package(
         .testTarget(
             name: "FlowServerTests",
             dependencies: [
-                "FlowServer", "FlowCore", "FlowProtocol", "FlowTestSupport", "FlowAuth", "FlowStore",
+                "FlowServer", "FlowCore", "FlowProtocol", "FlowTestSupport", "FlowAuth", "FlowStore", "FlowClient",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "WSCore", package: "swift-websocket"),

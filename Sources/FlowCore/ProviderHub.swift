@@ -34,6 +34,7 @@ public final class ProviderHub: Sendable {
     let compileSchema: @Sendable (JSONValue) throws(FlowError) -> any DataValidator
     let logger: Logger
     let state: Mutex<ProviderState>
+    private let retries = Atomic<Int>(0)
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
@@ -55,6 +56,9 @@ public final class ProviderHub: Sendable {
 
     /// Calls sent to providers and not yet answered, timed out or cancelled.
     public var pendingCalls: Int { self.state.withLock { $0.pending.count } }
+
+    /// Idempotent calls sent to a second provider because the first left mid-call, since start.
+    public var retriedCalls: Int { self.retries.load(ordering: .relaxed) }
 
     /// Calls waiting for a free provider slot.
     public var waitingCalls: Int { self.state.withLock { $0.waiterCount } }
@@ -86,6 +90,7 @@ public final class ProviderHub: Sendable {
             case .providerGone:
                 if call.method.isIdempotent && !retried && self.providerCount(call.namespace) > 0 {
                     retried = true
+                    self.retries.add(1, ordering: .relaxed)
                     context.logger.info("provider left during the call; retrying on another", metadata: ["flow.provider": .string(slot.registration)])
                     continue
                 }
