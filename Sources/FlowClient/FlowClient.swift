@@ -81,7 +81,9 @@ public final class FlowClient: Service, Sendable {
 
     /// Keeps the connection open until the task is cancelled or a graceful shutdown begins:
     /// connects, serves, and after every drop waits (exponential backoff) and connects again.
+    /// A client can be run again after it stopped.
     public func run() async throws {
+        self.state.withLock { $0.stopped = false }
         await cancelWhenGracefulShutdown {
             var attempt = 0
             while !Task.isCancelled {
@@ -105,6 +107,7 @@ public final class FlowClient: Service, Sendable {
     private var webSocketConfiguration: WebSocketClientConfiguration {
         var configuration = WebSocketClientConfiguration()
         configuration.maxFrameSize = self.configuration.maxMessageBytes
+        configuration.autoPing = .enabled(timePeriod: self.configuration.pingInterval)
         if let authorization = self.configuration.authorization {
             configuration.additionalHeaders[.authorization] = authorization
         }

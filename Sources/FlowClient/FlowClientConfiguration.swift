@@ -21,10 +21,14 @@ public struct FlowClientConfiguration: Sendable {
     public var maxBackoff: Duration
     /// The largest message accepted from the gateway.
     public var maxMessageBytes: Int
+    /// How often the client pings the gateway; a connection that misses a pong is dropped and
+    /// made again, so a dead path is noticed even when nothing is being called.
+    public var pingInterval: Duration
 
     public init(
         url: String, credential: Credential? = nil, callTimeout: Duration = .seconds(60),
-        initialBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(5), maxMessageBytes: Int = 1 << 20
+        initialBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(5), maxMessageBytes: Int = 1 << 20,
+        pingInterval: Duration = .seconds(30)
     ) {
         self.url = url
         self.credential = credential
@@ -32,6 +36,7 @@ public struct FlowClientConfiguration: Sendable {
         self.initialBackoff = initialBackoff
         self.maxBackoff = maxBackoff
         self.maxMessageBytes = maxMessageBytes
+        self.pingInterval = pingInterval
     }
 
     /// The `Authorization` header value for the credential.

@@ -9,8 +9,9 @@ import NIOWebSocket
 /// envelopes and returns when the socket closes.
 ///
 /// Frames without `requestid` are handled one after the other, in the order received. Frames
-/// with one run concurrently, at most `max_in_flight` at a time; past that the connection
-/// stops reading (back-pressure) until one completes.
+/// with one run concurrently. Both kinds count against `max_in_flight`; past it the connection
+/// stops reading (back-pressure) until one completes. Reading goes on while calls run, so a
+/// socket that closes cancels every call it started.
 struct WebSocketConnection {
     let dispatcher: Dispatcher
     /// Where provider frames (answers to calls this socket was sent) go.
@@ -58,21 +59,18 @@ struct WebSocketConnection {
     private func handle(_ kind: MessageAssembler.Kind, _ message: ByteBuffer, outbound: WebSocketOutboundWriter, concurrent: ConcurrentCalls) async {
         guard kind == .text else {
             let error = FlowError(.invalidRequest, "Binary frames are not supported: send each envelope as a JSON text frame")
-            return await self.send(self.dispatcher.failure(error, requestid: nil, origin: self.origin(nil)), to: outbound)
+            return await self.answer(self.dispatcher.failure(error, requestid: nil, origin: self.origin(nil)), outbound: outbound, concurrent: concurrent)
         }
-        guard let request = await self.decode(message, outbound: outbound) else { return }
-        if request.envelope.requestid == nil {
-            await self.dispatcher.dispatch(request) { await self.send($0.response, to: outbound) }
-        } else {
-            // The call's task is its own: no second task per call inside the dispatcher.
-            await concurrent.start {
-                await self.dispatcher.dispatch(request, runsInOwnTask: true) { await self.send($0.response, to: outbound) }
-            }
+        guard let request = await self.decode(message, outbound: outbound, concurrent: concurrent) else { return }
+        // Without a requestid, in order. The call's task is its own: no second task per call
+        // inside the dispatcher.
+        await concurrent.start(inOrder: request.envelope.requestid == nil) {
+            await self.dispatcher.dispatch(request, runsInOwnTask: true) { await self.send($0.response, to: outbound) }
         }
     }
 
     /// Decodes a text message into a call; answers the failures itself and returns nil for them.
-    private func decode(_ message: ByteBuffer, outbound: WebSocketOutboundWriter) async -> CallRequest? {
+    private func decode(_ message: ByteBuffer, outbound: WebSocketOutboundWriter, concurrent: ConcurrentCalls) async -> CallRequest? {
         let maxDepth = self.configuration.maxJSONDepth
         let decoded = message.withUnsafeReadableBytes { bytes -> Result<InboundFrame, EnvelopeDecodingError> in
             do throws(EnvelopeDecodingError) {
@@ -84,7 +82,7 @@ struct WebSocketConnection {
         switch decoded {
         case .failure(let failure):
             let response = self.dispatcher.failure(failure.error, requestid: failure.requestid, origin: self.origin(nil))
-            await self.send(response, to: outbound)
+            await self.answer(response, outbound: outbound, concurrent: concurrent)
             return nil
         case .success(.provider(let frame)):
             // An answer to a call this socket was sent as a provider; needs no token (SPEC §5.4 point 7).
@@ -93,6 +91,16 @@ struct WebSocketConnection {
         case .success(.envelope(var envelope)):
             if envelope.namespace == nil { envelope.namespace = self.defaultNamespace }
             return CallRequest(envelope: envelope, origin: self.origin(envelope.token))
+        }
+    }
+
+    /// A failure the read loop answers itself: without a `requestid`, in its turn after the
+    /// calls before it that have none; with one, at once.
+    private func answer(_ response: Response, outbound: WebSocketOutboundWriter, concurrent: ConcurrentCalls) async {
+        if response.requestid == nil {
+            await concurrent.start(inOrder: true) { await self.send(response, to: outbound) }
+        } else {
+            await self.send(response, to: outbound)
         }
     }
 

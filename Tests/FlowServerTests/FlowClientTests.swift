@@ -105,6 +105,32 @@ struct FlowClientTests {
         }
     }
 
+    @Test func aRefusedClientKeepsTryingAndConnectsOnceASocketIsFree() async throws {
+        try await LiveGateway.runShipped(configure: { $0.maxSockets = 1 }) { live in
+            var configuration = FlowClientConfiguration(
+                url: "ws://127.0.0.1:\(live.port)/ws", credential: .basic(username: "admin", password: LiveGateway.adminPassword),
+                callTimeout: .seconds(20), maxBackoff: .milliseconds(300), pingInterval: .milliseconds(500)
+            )
+            configuration.initialBackoff = .milliseconds(50)
+            let client = FlowClient(configuration: configuration, logger: Self.debugLogger)
+            // The only socket is taken: the client is refused with 1013, again and again.
+            try await live.webSocket { socket in
+                try await socket.send(#"{"method":"LIST","namespace":"system/endpoints"}"#)
+                _ = try await socket.receive()
+                try await Self.running(client) {
+                    // The socket opens and is closed at once: no answer.
+                    await #expect(throws: FlowClientError.self) { try await client.call(.list, Namespace("system/endpoints")!) }
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
+            // Free: it connects by itself and provides.
+            try await Self.running(client) {
+                let id = try await client.provide(ProvidedEndpoint(namespace: Self.clock, methods: [.open])) { _ in "tick" }
+                #expect(!id.isEmpty && client.isConnected)
+            }
+        }
+    }
+
     /// The issue's load run: 4 providers of one namespace, 10,000 calls from 16 callers, one
     /// provider killed halfway. Every call is answered; idempotent ones move to another provider.
     @Test func tenThousandCallsWithAProviderKilledHalfwayAllGetAnswers() async throws {
