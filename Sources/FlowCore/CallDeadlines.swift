@@ -82,8 +82,18 @@ final class CallDeadlines: Sendable {
         }
     }
 
-    static func describe(_ duration: Duration) -> String {
-        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    static func describe(_ duration: Duration) -> String { duration.readable }
+}
+
+extension Duration {
+    /// The duration in whole milliseconds.
+    public var wholeMilliseconds: Int64 {
+        self.components.seconds * 1000 + self.components.attoseconds / 1_000_000_000_000_000
+    }
+
+    /// "5 s" or "250 ms", for messages.
+    public var readable: String {
+        let milliseconds = self.wholeMilliseconds
         return milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(milliseconds) ms"
     }
 }

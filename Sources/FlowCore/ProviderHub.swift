@@ -80,7 +80,7 @@ public final class ProviderHub: Sendable {
             await slot.connection.send(Self.callFrame(slot.callID, call, identity: context.identity))
             switch await self.outcome(of: slot.callID) {
             case .answered(let answer):
-                return try self.reply(from: answer, registration: slot.registration, context: context)
+                return try Reply(relaying: answer, sender: "The provider", source: ["flow.provider": .string(slot.registration)], logger: context.logger)
             case .timedOut:
                 await slot.connection.send(Self.cancelFrame(slot.callID))
                 throw FlowError(.timeout, "The provider did not answer within \(Self.describe(slot.timeout))")
@@ -160,24 +160,6 @@ public final class ProviderHub: Sendable {
         self.perform(resumes)
     }
 
-    /// The caller's reply from the provider's answer, which must be a response envelope (SPEC §3).
-    private func reply(from answer: JSONObject, registration: String, context: CallContext) throws -> Reply {
-        let response: Response
-        do {
-            response = try Response(decoding: answer)
-        } catch {
-            context.logger.error(
-                "malformed provider answer",
-                metadata: ["flow.provider": .string(registration), "flow.error": .string(error.message)]
-            )
-            throw FlowError(.internalError, "The provider sent a malformed answer")
-        }
-        guard response.success else {
-            throw FlowError(response.errorcode ?? .internalError, response.message ?? "The provider reported a failure", data: response.data)
-        }
-        return Reply(payload: response.payload, status: response.status, dataType: response.dataType, paging: response.paging)
-    }
-
     // MARK: Timers
 
     /// Settles what ran out of time — calls past their timeout, waits for a slot, grace periods —
@@ -222,29 +204,9 @@ public final class ProviderHub: Sendable {
         var writer = JSONWriter(capacity: 256)
         writer.writeRaw("{\"call\":\"")
         writer.write(encoded: String(callID))
-        writer.writeRaw("\",\"method\":")
-        writer.write(string: call.method.rawValue)
-        writer.writeRaw(",\"namespace\":")
-        writer.write(string: call.namespace.rawValue)
-        if let objectid = call.objectid {
-            writer.writeRaw(",\"objectid\":")
-            writer.write(string: objectid)
-        }
-        if let parameters = call.parameters {
-            writer.writeRaw(",\"parameters\":")
-            writer.write(parameters)
-        }
-        if let data = call.data {
-            writer.writeRaw(",\"data\":")
-            writer.write(data)
-        }
-        writer.writeRaw(",\"identity\":{\"user\":")
-        if let username = identity.username { writer.write(string: username) } else { writer.writeRaw("null") }
-        writer.writeRaw(",\"roles\":")
-        writer.write(.array(identity.roles.map(JSONValue.string)))
-        writer.writeRaw(",\"scopes\":")
-        writer.write(.array(identity.scopes.map(JSONValue.string)))
-        writer.writeRaw("}}")
+        writer.writeRaw("\",")
+        call.writeForwarded(identity: identity, to: &writer)
+        writer.writeRaw("}")
         return writer.bytes
     }
 

@@ -14,6 +14,16 @@ public struct EndpointCatalog: Sendable {
         public let validator: JSONSchema?
         /// The definition file, relative to the endpoints folder.
         public let file: String
+        /// Where an upstream endpoint forwards its calls (`"kind": "upstream"`); nil for the other kinds.
+        public var upstream: Upstream? = nil
+    }
+
+    /// An upstream endpoint's HTTP target (SPEC §7.5).
+    public struct Upstream: Sendable, Equatable {
+        /// The `http` or `https` URL the envelope is POSTed to.
+        public let url: String
+        /// `timeout_ms`: how long the upstream may take to answer.
+        public let timeout: Duration
     }
 
     /// Something wrong with a definition or schema file.
@@ -34,10 +44,14 @@ public struct EndpointCatalog: Sendable {
     /// Namespaces reserved for providers (`"kind": "provider"`, SPEC §4): the same fields as a
     /// collection, with no search fields.
     public let providerReservations: [Collection]
+    /// Endpoints forwarded to an HTTP upstream (`"kind": "upstream"`, SPEC §7.5).
+    public let upstreams: [Collection]
     /// How many schema files were compiled.
     public let schemaCount: Int
 
-    static let definitionKeys: Set<String> = ["namespace", "title", "kind", "application", "schema", "methods", "search", "public", "scopes"]
+    static let definitionKeys: Set<String> = ["namespace", "title", "kind", "application", "schema", "methods", "search", "public", "scopes", "upstream", "timeout_ms"]
+    /// An upstream's `timeout_ms` when the definition gives none.
+    public static let defaultUpstreamTimeout: Duration = .seconds(30)
 
     /// Loads and checks both folders; throws ``LoadError`` listing every problem. A missing
     /// folder is an empty one.
@@ -57,6 +71,7 @@ public struct EndpointCatalog: Sendable {
         }
         var collections: [Collection] = []
         var reservations: [Collection] = []
+        var upstreams: [Collection] = []
         var owners: [Namespace: String] = [:]
         for file in Self.jsonFiles(in: endpoints) {
             switch Self.readJSON(folder: endpoints, file: file, label: "Endpoints/" + file) {
@@ -70,6 +85,8 @@ public struct EndpointCatalog: Sendable {
                         owners[collection.definition.namespace] = "Endpoints/" + file
                         if collection.definition.kind == .provider {
                             reservations.append(collection)
+                        } else if collection.definition.kind == .upstream {
+                            upstreams.append(collection)
                         } else {
                             collections.append(collection)
                         }
@@ -79,7 +96,7 @@ public struct EndpointCatalog: Sendable {
             }
         }
         guard problems.isEmpty else { throw LoadError(problems: problems) }
-        return EndpointCatalog(collections: collections, providerReservations: reservations, schemaCount: compiled.count)
+        return EndpointCatalog(collections: collections, providerReservations: reservations, upstreams: upstreams, schemaCount: compiled.count)
     }
 
     /// The `*.json` files below `folder`, as sorted relative paths.
@@ -130,24 +147,29 @@ struct DefinitionReader {
             return nil
         }
         let kind = object["kind"]?.stringValue ?? "collection"
-        guard kind == "collection" || kind == "provider" else {
-            self.problem("kind", object["kind"]?.stringValue == nil ? "must be a string" : "'\(kind)' is not supported by this version (collection and provider are)")
+        guard kind == "collection" || kind == "provider" || kind == "upstream" else {
+            self.problem("kind", object["kind"]?.stringValue == nil ? "must be a string" : "'\(kind)' is not supported (collection, provider and upstream are)")
             return nil
         }
-        let isProvider = kind == "provider"
+        // Providers and upstreams are remote handlers: they declare their methods and do their own searching.
+        let isRemote = kind != "collection"
+        let upstream = kind == "upstream" ? self.upstream(object) : nil
+        if kind != "upstream" {
+            for field in ["upstream", "timeout_ms"] where object[field] != nil { self.problem(field, "is only for \"kind\": \"upstream\"") }
+        }
         let title = self.string(object, "title") ?? namespace.rawValue
         let application = self.string(object, "application")
         if let application, Namespace(application)?.segments.count != 1 {
             self.problem("application", "must be one lowercase segment")
         }
         let allowed: Set<FlowProtocol.Method> = [.list, .open, .create, .update, .delete, .index]
-        let methods = self.methods(object, "methods") ?? (isProvider ? [] : allowed)
-        if isProvider && methods.isEmpty { self.problem("methods", "is required for a provider namespace: the methods its providers serve") }
-        if !isProvider && methods.contains(.run) { self.problem("methods", "RUN is not available on collections") }
+        let methods = self.methods(object, "methods") ?? (isRemote ? [] : allowed)
+        if isRemote && methods.isEmpty { self.problem("methods", "is required for \(kind == "upstream" ? "an" : "a") \(kind) namespace: the methods it serves") }
+        if !isRemote && methods.contains(.run) { self.problem("methods", "RUN is not available on collections") }
         let publicMethods = self.methods(object, "public") ?? []
         if !publicMethods.isSubset(of: methods) { self.problem("public", "lists methods that are not in 'methods'") }
         let searchFields = self.strings(object, "search") ?? []
-        if isProvider && !searchFields.isEmpty { self.problem("search", "is for collections: a provider does its own searching") }
+        if isRemote && !searchFields.isEmpty { self.problem("search", "is for collections: a \(kind) does its own searching") }
         for field in searchFields where !CollectionEndpoint.isFieldName(field) {
             self.problem("search", "'\(field)' is not a top-level field name")
         }
@@ -176,10 +198,31 @@ struct DefinitionReader {
         }
         guard self.problems.isEmpty else { return nil }
         let definition = EndpointDefinition(
-            namespace: namespace, application: application, title: title, kind: isProvider ? .provider : .collection, methods: methods,
+            namespace: namespace, application: application, title: title, kind: EndpointKind(rawValue: kind), methods: methods,
             publicMethods: publicMethods, scopeOverrides: scopes, schema: schema?.0
         )
-        return EndpointCatalog.Collection(definition: definition, searchFields: searchFields, validator: schema?.1, file: self.file)
+        return EndpointCatalog.Collection(definition: definition, searchFields: searchFields, validator: schema?.1, file: self.file, upstream: upstream)
+    }
+
+    /// `upstream` (an absolute http or https URL) and `timeout_ms` of an upstream definition.
+    private mutating func upstream(_ object: JSONObject) -> EndpointCatalog.Upstream? {
+        guard let url = self.string(object, "upstream") else {
+            if object["upstream"] == nil { self.problem("upstream", "is required for an upstream: the http:// or https:// URL calls are POSTed to") }
+            return nil
+        }
+        guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host?.isEmpty == false else {
+            self.problem("upstream", "must be an absolute http:// or https:// URL")
+            return nil
+        }
+        var timeout = EndpointCatalog.defaultUpstreamTimeout
+        if let given = object["timeout_ms"] {
+            guard case .integer(let milliseconds) = given, (1...86_400_000).contains(milliseconds) else {
+                self.problem("timeout_ms", "must be an integer from 1 to 86400000")
+                return nil
+            }
+            timeout = .milliseconds(milliseconds)
+        }
+        return EndpointCatalog.Upstream(url: url, timeout: timeout)
     }
 
     private mutating func string(_ object: JSONObject, _ field: String) -> String? {

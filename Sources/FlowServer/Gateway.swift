@@ -1,5 +1,6 @@
 public import FlowCore
 import FlowProtocol
+import AsyncHTTPClient
 import FlowAuth
 import FlowSchema
 import FlowStore
@@ -139,10 +140,20 @@ public struct Gateway: Sendable {
                 CollectionEndpoint(definition: collection.definition, searchFields: collection.searchFields, store: store, validator: collection.validator)
             )
         }
+        for upstream in catalog.upstreams {
+            guard let target = upstream.upstream else { continue }
+            try registry.register(
+                UpstreamEndpoint(
+                    definition: upstream.definition, validator: upstream.validator, upstream: target,
+                    maxAnswerBytes: configuration.maxMessageBytes, client: HTTPClient.shared
+                )
+            )
+        }
         logger.info(
             "endpoints loaded",
             metadata: [
                 "flow.collections": "\(catalog.collections.count)", "flow.provider_namespaces": "\(catalog.providerReservations.count)",
+                "flow.upstreams": "\(catalog.upstreams.count)",
                 "flow.schemas": "\(catalog.schemaCount)", "flow.data": "\(configuration.dataDirectory)",
             ]
         )

@@ -18,7 +18,7 @@ struct Check: ParsableCommand {
         let schemas = self.schemas ?? environment["FLOWGATE_SCHEMAS"] ?? GatewayConfiguration().schemasDirectory
         do {
             let catalog = try EndpointCatalog.load(endpoints: endpoints, schemas: schemas)
-            print("ok: \(catalog.collections.count) endpoint definition(s), \(catalog.schemaCount) schema(s)")
+            print("ok: \(catalog.collections.count + catalog.providerReservations.count + catalog.upstreams.count) endpoint definition(s) (\(catalog.collections.count) collection(s), \(catalog.providerReservations.count) provider namespace(s), \(catalog.upstreams.count) upstream(s)), \(catalog.schemaCount) schema(s)")
             for collection in catalog.collections {
                 print("  \(collection.definition.namespace)  \(collection.file)")
             }
