@@ -18,6 +18,7 @@ struct HTTPTransport: RouterMiddleware {
     let dispatcher: Dispatcher
     let configuration: GatewayConfiguration
     let decoder: HTTPCallDecoder
+    let hangUps = HangUpWatch()
 
     init(dispatcher: Dispatcher, configuration: GatewayConfiguration) {
         self.dispatcher = dispatcher
@@ -37,7 +38,12 @@ struct HTTPTransport: RouterMiddleware {
         do {
             let body = try await self.collectBody(request)
             let call = try self.decoder.decode(request, apiPath: apiPath, body: body, clientAddress: context.clientAddress)
-            result = await self.dispatcher.dispatch(call)
+            if let namespace = call.envelope.namespace, self.dispatcher.registry.endpoint(for: namespace)?.handlesOwnTimeout == true {
+                // A provider or upstream may take long: a client that hangs up cancels the call.
+                result = await self.hangUps.run(on: context.channel) { await self.dispatcher.dispatch(call, runsInOwnTask: true) { $0 } }
+            } else {
+                result = await self.dispatcher.dispatch(call)
+            }
         } catch let failure as HTTPCallDecoder.Failure {
             let origin = CallOrigin(transport: .http, clientAddress: context.clientAddress)
             result = DispatchResult(response: self.dispatcher.failure(failure.error, requestid: failure.requestid, origin: origin))

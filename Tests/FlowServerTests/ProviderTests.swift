@@ -155,6 +155,16 @@ struct ProviderTests {
                 let second = try #require(provider.calls.last?["call"]?.stringValue)
                 #expect(await Self.eventually(within: .seconds(1)) { provider.cancels == [callID, second] })
                 #expect(live.gateway.providers.pendingCalls == 0)
+
+                // And for an HTTP client that hangs up before the answer.
+                let raw = try await RawSocket.connect(port: live.port)
+                let basic = LiveGateway.adminHeaders[.authorization] ?? ""
+                try await raw.write("GET /api/demo/demo/jobs/j-3 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: \(basic)\r\nFlow-Request-Method: OPEN\r\n\r\n")
+                #expect(await Self.eventually { provider.calls.count == 3 })
+                await raw.close()
+                let third = try #require(provider.calls.last?["call"]?.stringValue)
+                #expect(await Self.eventually(within: .seconds(1)) { provider.cancels == [callID, second, third] })
+                #expect(live.gateway.providers.pendingCalls == 0)
             }
         }
     }

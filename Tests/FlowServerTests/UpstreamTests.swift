@@ -120,6 +120,17 @@ struct UpstreamTests {
                 let failure = try missing.envelope()
                 #expect(failure.errorcode == .doNotExist && failure.message == "No such thing upstream")
 
+                // Calls to upstreams are watched for hang-ups; the connection stays usable (keep-alive).
+                let client = TestClient(host: "127.0.0.1", port: live.port)
+                client.connect()
+                for index in 0..<3 {
+                    var headers = LiveGateway.adminHeaders
+                    headers[.flowRequestMethod] = "OPEN"
+                    let kept = try await client.execute(.init("/api/demo/demo/echo/k\(index)", method: .get, headers: headers))
+                    #expect(kept.head.status == .ok)
+                }
+                try await client.shutdown()
+
                 // Data is validated before anything is sent.
                 let before = received.bodies.withLock { $0.count }
                 let invalid = try await live.http("/api/demo/demo/echo/", method: .post, headers: [.contentType: "application/json"], body: #"{"n":"one"}"#)
