@@ -48,7 +48,7 @@ public struct CollectionEndpoint: Endpoint {
             let validator = self.validator
             let stored = try await self.store.update(self.spec, id: call.objectid!, expectedRev: try Self.expectedRev(call.parameters)) { current in
                 let merged = Self.withoutServerFields(current).mergePatched(with: patch)
-                if let problems = validator?.problems(with: .object(merged)), !problems.isEmpty { throw FlowError.validationFailed(problems) }
+                try validator?.check(.object(merged))
                 return merged
             }
             return Reply(data: .object(stored))
@@ -68,7 +68,7 @@ public struct CollectionEndpoint: Endpoint {
     }
 
     private func validate(_ fields: JSONObject) throws(FlowError) {
-        if let problems = self.validator?.problems(with: .object(fields)), !problems.isEmpty { throw FlowError.validationFailed(problems) }
+        try self.validator?.check(.object(fields))
     }
 
     static func objectData(_ data: JSONValue?) throws(FlowError) -> JSONObject {

@@ -7,6 +7,14 @@ public protocol DataValidator: Sendable {
     func problems(with data: JSONValue) -> [DataProblem]
 }
 
+extension DataValidator {
+    /// Throws `VALIDATION_FAILED` listing what is wrong with `data`, if anything.
+    public func check(_ data: JSONValue) throws(FlowError) {
+        let problems = self.problems(with: data)
+        if !problems.isEmpty { throw FlowError.validationFailed(problems) }
+    }
+}
+
 /// One problem with `data`: where (a JSON Pointer) and what.
 public struct DataProblem: Sendable, Hashable {
     public var path: String

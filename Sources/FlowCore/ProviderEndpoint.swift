@@ -15,10 +15,7 @@ struct ProviderEndpoint: Endpoint {
 
     func handle(_ call: Call, context: CallContext) async throws -> Reply {
         guard let hub = self.hub else { throw FlowError(.providerUnavailable, "No provider serves '\(call.namespace)' right now") }
-        if let validator = self.validator, let data = call.data {
-            let problems = validator.problems(with: data)
-            if !problems.isEmpty { throw FlowError.validationFailed(problems) }
-        }
+        if let data = call.data { try self.validator?.check(data) }
         return try await hub.forward(call, context: context)
     }
 }

@@ -42,11 +42,8 @@ final class HangUpWatch: Sendable {
 
     private func closed(_ key: ObjectIdentifier) {
         let cancels = self.state.withLock { $0.connections.removeValue(forKey: key) }
-        for cancel in cancels?.values ?? [:].values { cancel() }
+        for cancel in (cancels ?? [:]).values { cancel() }
     }
-
-    /// Connections with a watched call open (for tests: it drops to zero as they close).
-    var watchedConnections: Int { self.state.withLock { $0.connections.count } }
 }
 
 /// Reports once that the client ended its input (`inputClosed`) or the connection went inactive.

@@ -25,10 +25,7 @@ struct UpstreamEndpoint: Endpoint {
     var handlesOwnTimeout: Bool { true }
 
     func handle(_ call: Call, context: CallContext) async throws -> Reply {
-        if let validator = self.validator, let data = call.data {
-            let problems = validator.problems(with: data)
-            if !problems.isEmpty { throw FlowError.validationFailed(problems) }
-        }
+        if let data = call.data { try self.validator?.check(data) }
         var request = HTTPClientRequest(url: self.upstream.url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
