@@ -40,7 +40,7 @@ final class CallDeadlines: Sendable {
         let result: Result<T, any Error>
         do { result = .success(try await operation()) } catch { result = .failure(error) }
         if self.finish(id) {
-            throw FlowError(.timeout, "The endpoint did not answer within \(Self.describe(self.timeout))")
+            throw FlowError(.timeout, "The endpoint did not answer within \(self.timeout.readable)")
         }
         return try result.get()
     }
@@ -81,8 +81,6 @@ final class CallDeadlines: Sendable {
             if done { return }
         }
     }
-
-    static func describe(_ duration: Duration) -> String { duration.readable }
 }
 
 extension Duration {

@@ -147,7 +147,7 @@ extension ProviderHub {
             "application": .string(definition?.application ?? registration.namespace.firstSegment),
             "methods": .array((definition?.methods ?? []).sorted().map { .string($0.rawValue) }),
             "concurrency": .integer(Int64(registration.concurrency)),
-            "timeout_ms": .integer(Int64(registration.timeout / .milliseconds(1))),
+            "timeout_ms": .integer(registration.timeout.wholeMilliseconds),
             "inFlight": .integer(Int64(registration.inFlight)),
             "draining": .bool(registration.draining),
             "user": registration.username.map(JSONValue.string) ?? .null,

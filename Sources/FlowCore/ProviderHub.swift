@@ -83,7 +83,7 @@ public final class ProviderHub: Sendable {
                 return try Reply(relaying: answer, sender: "The provider", source: ["flow.provider": .string(slot.registration)], logger: context.logger)
             case .timedOut:
                 await slot.connection.send(Self.cancelFrame(slot.callID))
-                throw FlowError(.timeout, "The provider did not answer within \(Self.describe(slot.timeout))")
+                throw FlowError(.timeout, "The provider did not answer within \(slot.timeout.readable)")
             case .cancelled:
                 await slot.connection.send(Self.cancelFrame(slot.callID))
                 throw CancellationError()
@@ -213,6 +213,4 @@ public final class ProviderHub: Sendable {
     static func cancelFrame(_ callID: UInt64) -> [UInt8] {
         Array("{\"cancel\":\"\(callID)\"}".utf8)
     }
-
-    static func describe(_ duration: Duration) -> String { CallDeadlines.describe(duration) }
 }
