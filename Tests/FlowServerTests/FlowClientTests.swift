@@ -131,6 +131,29 @@ struct FlowClientTests {
         }
     }
 
+    @Test func aCallWithoutAnAnswerWithinTheCallTimeoutThrowsTimedOut() async throws {
+        try await LiveGateway.runShipped { live in
+            let provider = Self.client(live.port)
+            var configuration = FlowClientConfiguration(
+                url: "ws://127.0.0.1:\(live.port)/ws", credential: .basic(username: "admin", password: LiveGateway.adminPassword),
+                callTimeout: .milliseconds(300)
+            )
+            configuration.initialBackoff = .milliseconds(50)
+            let caller = FlowClient(configuration: configuration, logger: Self.debugLogger)
+            try await Self.running(provider, caller) {
+                _ = try await provider.provide(ProvidedEndpoint(namespace: Self.clock, methods: [.open])) { _ in
+                    try await Task.sleep(for: .seconds(5))
+                    return "late"
+                }
+                let start = ContinuousClock.now
+                await #expect(throws: FlowClientError.timedOut) { try await caller.call(.open, Self.clock, objectid: "x") }
+                #expect(ContinuousClock.now - start < .seconds(2))
+                // The caller's request was abandoned, not the connection: the next call works.
+                #expect(try await caller.call(.list, Namespace("system/endpoints")!).success)
+            }
+        }
+    }
+
     /// The load run: 4 providers of one namespace, 10,000 calls from 16 callers, one
     /// provider killed halfway. Every call is answered; idempotent ones move to another provider.
     @Test func tenThousandCallsWithAProviderKilledHalfwayAllGetAnswers() async throws {

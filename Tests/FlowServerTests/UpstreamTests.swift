@@ -45,6 +45,9 @@ struct UpstreamTests {
             return Self.json(#"{"success":true,"data":"late"}"#)
         }
         router.post("garbage") { _, _ in "hello, not an envelope" }
+        router.post("huge") { _, _ -> Hummingbird.Response in
+            Self.json(#"{"success":true,"data":""# + String(repeating: "x", count: 100_000) + #""}"#)
+        }
         router.post("busy") { _, _ -> Hummingbird.Response in
             Hummingbird.Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "busy")))
         }
@@ -87,6 +90,7 @@ struct UpstreamTests {
             "down": #"{"namespace":"demo/down","kind":"upstream","upstream":"http://127.0.0.1:\#(down)/rpc","timeout_ms":2000,"methods":["OPEN"]}"#,
             "garbage": #"{"namespace":"demo/garbage","kind":"upstream","upstream":"http://127.0.0.1:\#(port)/garbage","methods":["OPEN"]}"#,
             "busy": #"{"namespace":"demo/busy","kind":"upstream","upstream":"http://127.0.0.1:\#(port)/busy","methods":["OPEN"]}"#,
+            "huge": #"{"namespace":"demo/huge","kind":"upstream","upstream":"http://127.0.0.1:\#(port)/huge","methods":["OPEN"]}"#,
         ]
         for (name, text) in definitions {
             try Data(text.utf8).write(to: folder.appendingPathComponent("Endpoints/\(name).json"))
@@ -96,6 +100,7 @@ struct UpstreamTests {
         try await LiveGateway.runShipped(configure: { configuration in
             configuration.endpointsDirectory = folder.appendingPathComponent("Endpoints").path
             configuration.schemasDirectory = folder.appendingPathComponent("Schemas").path
+            configuration.maxMessageBytes = 64 * 1024
         }) { live in try await body(live) }
     }
 
@@ -165,6 +170,9 @@ struct UpstreamTests {
                 #expect(garbage.errorcode == .internalError && garbage.message == "The upstream sent a malformed answer")
                 let (busy, _) = try await ProviderTests.call(live, ProviderTests.frame("OPEN", "demo/busy", objectid: "a"))
                 #expect(busy.errorcode == .providerUnavailable)
+                // An answer over max_message_bytes (64 KiB here) is not relayed.
+                let (huge, _) = try await ProviderTests.call(live, ProviderTests.frame("OPEN", "demo/huge", objectid: "a"))
+                #expect(huge.errorcode == .internalError && huge.message == "The upstream's answer is larger than 65536 bytes", "\(huge)")
 
                 // The gateway and the connection are fine afterwards.
                 let (ok, _) = try await ProviderTests.call(live, ProviderTests.frame("RUN", "demo/echo", objectid: "a", data: #"{"n":2}"#))
