@@ -14,35 +14,62 @@ public struct JSONSchema: Sendable {
     /// The base URI of a schema without `$id`.
     public static let defaultBaseURI = "https://flowgate.invalid/schema.json"
 
+    /// The steps one validation may take by default (SPEC §11): a few hundred milliseconds at most.
+    public static let defaultWorkLimit = 2_000_000
+    /// How many errors a validation reports at most.
+    public static let maxErrors = 100
+
     let nodes: [SchemaNode]
     let root: Int
     let assertFormats: Bool
+    /// The steps one validation may take; past them the instance is "too complex" (invalid).
+    public let workLimit: Int
 
     /// Compiles `schema`. With `assertFormats`, `format` (date-time, uuid, email) is checked,
-    /// not only an annotation.
-    public init(_ schema: JSONValue, baseURI: String = JSONSchema.defaultBaseURI, assertFormats: Bool = false) throws(SchemaError) {
+    /// not only an annotation. Each validation takes at most `workLimit` steps (nodes evaluated,
+    /// values visited, pattern steps), so no instance makes it slow.
+    public init(
+        _ schema: JSONValue, baseURI: String = JSONSchema.defaultBaseURI, assertFormats: Bool = false,
+        workLimit: Int = JSONSchema.defaultWorkLimit
+    ) throws(SchemaError) {
         var compiler = SchemaCompiler(document: schema, baseURI: baseURI)
         self.root = try compiler.compileRoot()
         self.nodes = compiler.nodes
         self.assertFormats = assertFormats
+        self.workLimit = workLimit
     }
 
-    /// The ways `instance` breaks the schema; empty when it is valid.
+    /// The ways `instance` breaks the schema (at most ``maxErrors`` of them); empty when it is
+    /// valid. An instance that takes more than ``workLimit`` steps to check gets one error, at
+    /// the root, saying it is too complex.
     public func validate(_ instance: JSONValue) -> [ValidationError] {
         var errors: [ValidationError]? = []
+        var evaluator = self.evaluator()
         var annotations = Annotations()
         var path = InstancePath()
-        _ = SchemaEvaluator(schema: self).evaluate(self.root, instance, &path, &annotations, &errors)
+        _ = evaluator.evaluate(self.root, instance, &path, &annotations, &errors)
+        if evaluator.exhausted { return [Self.tooComplex] }
         return errors ?? []
     }
 
-    /// Whether `instance` is valid.
+    /// Whether `instance` is valid (false when it is too complex to check).
     public func isValid(_ instance: JSONValue) -> Bool {
         var errors: [ValidationError]? = nil
+        var evaluator = self.evaluator()
         var annotations = Annotations()
         var path = InstancePath()
-        return SchemaEvaluator(schema: self).evaluate(self.root, instance, &path, &annotations, &errors)
+        let valid = evaluator.evaluate(self.root, instance, &path, &annotations, &errors)
+        return valid && !evaluator.exhausted
     }
+
+    private func evaluator() -> SchemaEvaluator {
+        SchemaEvaluator(schema: self, budget: self.workLimit, maxErrors: Self.maxErrors)
+    }
+
+    /// The one error of an instance that takes too long to check.
+    public static let tooComplex = ValidationError(
+        path: "", message: "is too large or too deeply nested to check against this schema"
+    )
 }
 
 /// One way an instance breaks a schema: where (a JSON Pointer into the instance) and why.
@@ -72,6 +99,10 @@ public struct SchemaError: Error, Sendable, Equatable, CustomStringConvertible {
         case externalReference
         /// A keyword whose value has the wrong type or shape.
         case invalidKeyword
+        /// `$ref`s that form a cycle without stepping into the instance (checking would never end).
+        case referenceCycle
+        /// A schema past a size limit: a pattern too large once expanded, subschemas chained too deep.
+        case tooComplex
     }
 
     public let kind: Kind

@@ -26,6 +26,11 @@ struct SchemaCompiler {
     private var baseURIs: [[String]: String] = [:]
     /// Pointer → compiled node.
     private var compiled: [[String]: Int] = [:]
+    /// Node → its pointer (for errors).
+    private var pointers: [[String]] = []
+    /// Nodes reserved but not compiled yet: compiling is a loop over this, not a recursion, so
+    /// a long chain of `$ref`s cannot exhaust the stack.
+    private var pending: [Int] = []
 
     init(document: JSONValue, baseURI: String) {
         self.document = document
@@ -33,7 +38,16 @@ struct SchemaCompiler {
     }
 
     mutating func compileRoot() throws(SchemaError) -> Int {
-        try self.compile(at: [])
+        let root = self.compile(at: [])
+        while let index = self.pending.popLast() {
+            let pointer = self.pointers[index]
+            guard let schema = self.value(at: pointer) else {
+                throw SchemaError(kind: .externalReference, keyword: "$ref", location: Self.pointerText(pointer), message: "points at nothing")
+            }
+            self.nodes[index] = try self.compileNode(schema, at: pointer)
+        }
+        try ReferenceCycles(nodes: self.nodes, pointers: self.pointers).check()
+        return root
     }
 
     // MARK: Indexing
@@ -96,15 +110,14 @@ struct SchemaCompiler {
         }
     }
 
-    private mutating func compile(at pointer: [String]) throws(SchemaError) -> Int {
+    /// The node of the subschema at `pointer`, reserved now and compiled by the loop in ``compileRoot()``.
+    private mutating func compile(at pointer: [String]) -> Int {
         if let index = self.compiled[pointer] { return index }
         let index = self.nodes.count
         self.nodes.append(SchemaNode())
+        self.pointers.append(pointer)
         self.compiled[pointer] = index
-        guard let schema = self.value(at: pointer) else {
-            throw SchemaError(kind: .externalReference, keyword: "$ref", location: Self.pointerText(pointer), message: "points at nothing")
-        }
-        self.nodes[index] = try self.compileNode(schema, at: pointer)
+        self.pending.append(index)
         return index
     }
 
@@ -134,9 +147,9 @@ struct SchemaCompiler {
         case "type":
             return .types(try reader.types(key))
         case "enum":
-            return .enumeration(try reader.array(key))
+            return .enumeration(ValueSet(try reader.array(key)))
         case "const":
-            return .constant(reader.object[key]!)
+            return .constant(reader.object[key]!, cost: reader.object[key]!.schemaNodeCount)
         case "minimum", "exclusiveMinimum":
             return .minimum(try reader.number(key), exclusive: key == "exclusiveMinimum")
         case "maximum", "exclusiveMaximum":
@@ -174,19 +187,19 @@ struct SchemaCompiler {
         case "items":
             var from = 0
             if case .array(let prefix)? = reader.object["prefixItems"] { from = prefix.count }
-            return .items(try self.compile(at: pointer + [key]), from: from)
+            return .items(self.compile(at: pointer + [key]), from: from)
         case "contains":
             let minimum = try reader.object["minContains"] == nil ? 1 : reader.count("minContains")
             let maximum: Int? = try reader.object["maxContains"] == nil ? nil : reader.count("maxContains")
-            return .contains(try self.compile(at: pointer + [key]), min: minimum, max: maximum)
+            return .contains(self.compile(at: pointer + [key]), min: minimum, max: maximum)
         case "properties":
             var pairs: [(String, Int)] = []
-            for name in try reader.objectValue(key).keys { pairs.append((name, try self.compile(at: pointer + [key, name]))) }
+            for name in try reader.objectValue(key).keys { pairs.append((name, self.compile(at: pointer + [key, name]))) }
             return .properties(pairs)
         case "patternProperties":
             var pairs: [(Pattern, Int)] = []
             for name in try reader.objectValue(key).keys {
-                pairs.append((try reader.pattern(key, name), try self.compile(at: pointer + [key, name])))
+                pairs.append((try reader.pattern(key, name), self.compile(at: pointer + [key, name])))
             }
             return .patternProperties(pairs)
         case "additionalProperties":
@@ -195,27 +208,27 @@ struct SchemaCompiler {
             for name in reader.object["patternProperties"]?.objectValue?.keys ?? [] {
                 patterns.append(try reader.pattern("patternProperties", name))
             }
-            return .additionalProperties(try self.compile(at: pointer + [key]), known: known, patterns: patterns)
+            return .additionalProperties(self.compile(at: pointer + [key]), known: known, patterns: patterns)
         case "propertyNames":
-            return .propertyNames(try self.compile(at: pointer + [key]))
+            return .propertyNames(self.compile(at: pointer + [key]))
         case "dependentSchemas":
             var pairs: [(String, Int)] = []
-            for name in try reader.objectValue(key).keys { pairs.append((name, try self.compile(at: pointer + [key, name]))) }
+            for name in try reader.objectValue(key).keys { pairs.append((name, self.compile(at: pointer + [key, name]))) }
             return .dependentSchemas(pairs)
         case "allOf": return .allOf(try self.compileArray(key, &reader, nonEmpty: true))
         case "anyOf": return .anyOf(try self.compileArray(key, &reader, nonEmpty: true))
         case "oneOf": return .oneOf(try self.compileArray(key, &reader, nonEmpty: true))
-        case "not": return .not(try self.compile(at: pointer + [key]))
+        case "not": return .not(self.compile(at: pointer + [key]))
         case "if":
-            let then: Int? = try reader.object["then"] == nil ? nil : self.compile(at: pointer + ["then"])
-            let otherwise: Int? = try reader.object["else"] == nil ? nil : self.compile(at: pointer + ["else"])
-            return .conditional(if: try self.compile(at: pointer + [key]), then: then, else: otherwise)
+            let then: Int? = reader.object["then"] == nil ? nil : self.compile(at: pointer + ["then"])
+            let otherwise: Int? = reader.object["else"] == nil ? nil : self.compile(at: pointer + ["else"])
+            return .conditional(if: self.compile(at: pointer + [key]), then: then, else: otherwise)
         case "$ref":
             return .reference(try self.compileReference(try reader.string(key), &reader))
         case "unevaluatedItems":
-            return .unevaluatedItems(try self.compile(at: pointer + [key]))
+            return .unevaluatedItems(self.compile(at: pointer + [key]))
         case "unevaluatedProperties":
-            return .unevaluatedProperties(try self.compile(at: pointer + [key]))
+            return .unevaluatedProperties(self.compile(at: pointer + [key]))
         default:
             // Annotations ($schema, title, default, …), keywords read with another one (minContains,
             // then, else), $defs, and unknown keywords: 2020-12 ignores what it does not know.
@@ -227,7 +240,7 @@ struct SchemaCompiler {
         let items = try reader.array(key)
         if nonEmpty && items.isEmpty { throw reader.error(key, .invalidKeyword, "must not be empty") }
         var indices: [Int] = []
-        for offset in items.indices { indices.append(try self.compile(at: reader.pointer + [key, String(offset)])) }
+        for offset in items.indices { indices.append(self.compile(at: reader.pointer + [key, String(offset)])) }
         return indices
     }
 
@@ -256,7 +269,7 @@ struct SchemaCompiler {
         guard self.value(at: target) != nil else {
             throw reader.error("$ref", .externalReference, "'\(reference)' points at nothing")
         }
-        return try self.compile(at: target)
+        return self.compile(at: target)
     }
 
     static func pointerText(_ pointer: [String]) -> String {
@@ -329,7 +342,10 @@ struct KeywordReader {
     }
 
     func pattern(_ key: String, _ source: String) throws(SchemaError) -> Pattern {
-        guard let pattern = Pattern(source) else { throw self.error(key, .invalidKeyword, "has an invalid regular expression '\(source)'") }
-        return pattern
+        do {
+            return try Pattern(source)
+        } catch {
+            throw self.error(key, .invalidKeyword, "has a regular expression '\(source.prefix(80))' that \(error.message)")
+        }
     }
 }

@@ -15,13 +15,45 @@ struct Annotations {
 
 /// Evaluates compiled nodes against an instance. `errors` is nil when only validity matters
 /// (inside `anyOf`, `not`, `if`), so no messages are built there.
+///
+/// The work is bounded (SPEC §11): every node evaluated, item or member visited, value hashed
+/// and pattern step spends from `budget`, and evaluation nests at most `maxDepth` deep. Once
+/// either runs out, `exhausted` is set and every check fails at once, so the caller answers
+/// "too complex" instead of spinning.
 struct SchemaEvaluator {
     let schema: JSONSchema
+    /// Steps left.
+    var budget: Int
+    /// How many errors are recorded at most; the rest only count.
+    let maxErrors: Int
+    private(set) var exhausted = false
+    private var depth = 0
+    /// Deepest nesting of node evaluations (the instance's depth times the schema's chains).
+    static let maxDepth = 512
 
-    func evaluate(_ index: Int, _ instance: JSONValue, _ path: inout InstancePath, _ annotations: inout Annotations, _ errors: inout [ValidationError]?) -> Bool {
+    init(schema: JSONSchema, budget: Int, maxErrors: Int) {
+        self.schema = schema
+        self.budget = budget
+        self.maxErrors = maxErrors
+    }
+
+    /// Spends `steps`; false (and exhausted from then on) when the budget is gone.
+    private mutating func spend(_ steps: Int) -> Bool {
+        self.budget -= steps
+        if self.budget < 0 { self.exhausted = true }
+        return !self.exhausted
+    }
+
+    mutating func evaluate(_ index: Int, _ instance: JSONValue, _ path: inout InstancePath, _ annotations: inout Annotations, _ errors: inout [ValidationError]?) -> Bool {
         let node = self.schema.nodes[index]
+        guard self.spend(node.keywords.count + 1), self.depth < Self.maxDepth else {
+            self.exhausted = true
+            return false
+        }
+        self.depth += 1
+        defer { self.depth -= 1 }
         if node.alwaysFails {
-            errors?.append(ValidationError(path: path.pointer, message: "is not allowed here"))
+            self.record(&errors, path.pointer, "is not allowed here")
             return false
         }
         var valid = true
@@ -35,15 +67,18 @@ struct SchemaEvaluator {
     }
 
     /// Evaluates a subschema on its own; its annotations count only if it passes.
-    private func probe(_ index: Int, _ instance: JSONValue, _ path: inout InstancePath, _ annotations: inout Annotations, _ errors: inout [ValidationError]?) -> Bool {
+    private mutating func probe(_ index: Int, _ instance: JSONValue, _ path: inout InstancePath, _ annotations: inout Annotations, _ errors: inout [ValidationError]?) -> Bool {
         var own = Annotations()
         let valid = self.evaluate(index, instance, &path, &own, &errors)
-        if valid { annotations.merge(own) }
+        if valid {
+            _ = self.spend(own.properties.count + own.items.count)
+            annotations.merge(own)
+        }
         return valid
     }
 
     /// Evaluates a value at a child location: its annotations describe that location, not this one.
-    private func child(_ index: Int, _ instance: JSONValue, _ token: String, _ path: inout InstancePath, _ errors: inout [ValidationError]?) -> Bool {
+    private mutating func child(_ index: Int, _ instance: JSONValue, _ token: String, _ path: inout InstancePath, _ errors: inout [ValidationError]?) -> Bool {
         var own = Annotations()
         path.push(token)
         defer { path.pop() }
@@ -51,20 +86,37 @@ struct SchemaEvaluator {
     }
 
     private func fail(_ errors: inout [ValidationError]?, _ path: InstancePath, _ message: @autoclosure () -> String) -> Bool {
-        errors?.append(ValidationError(path: path.pointer, message: message()))
+        self.record(&errors, path.pointer, message())
         return false
     }
 
+    /// Records an error while fewer than `maxErrors` are.
+    private func record(_ errors: inout [ValidationError]?, _ pointer: @autoclosure () -> String, _ message: @autoclosure () -> String) {
+        guard let count = errors?.count, count < self.maxErrors else { return }
+        errors?.append(ValidationError(path: pointer(), message: message()))
+    }
+
+    /// Matches `pattern` against `text` with the remaining budget; false when it runs out.
+    private mutating func matches(_ pattern: Pattern, _ text: String) -> Bool {
+        guard let matched = pattern.matches(text, budget: &self.budget) else {
+            self.exhausted = true
+            return false
+        }
+        return matched
+    }
+
     // swiftlint:disable:next cyclomatic_complexity function_body_length
-    private func check(_ keyword: Keyword, _ instance: JSONValue, _ path: inout InstancePath, _ annotations: inout Annotations, _ errors: inout [ValidationError]?) -> Bool {
+    private mutating func check(_ keyword: Keyword, _ instance: JSONValue, _ path: inout InstancePath, _ annotations: inout Annotations, _ errors: inout [ValidationError]?) -> Bool {
         switch keyword {
         case .types(let types):
             if types.contains(where: { $0.matches(instance) }) { return true }
             return self.fail(&errors, path, "must be \(types.map(\.rawValue).sorted().joined(separator: " or ")), not \(instance.typeName)")
         case .enumeration(let values):
-            if values.contains(where: { $0.isSchemaEqual(to: instance) }) { return true }
-            return self.fail(&errors, path, "must be one of \(JSONValue.array(values))")
-        case .constant(let value):
+            let (found, cost) = values.contains(instance)
+            guard self.spend(cost) else { return false }
+            return found || self.fail(&errors, path, "must be one of \(JSONValue.array(values.values))")
+        case .constant(let value, let cost):
+            guard self.spend(cost) else { return false }
             return value.isSchemaEqual(to: instance) || self.fail(&errors, path, "must be \(value)")
         case .minimum(let limit, let exclusive):
             guard let number = instance.doubleValue else { return true }
@@ -85,7 +137,7 @@ struct SchemaEvaluator {
             return string.unicodeScalars.count <= limit || self.fail(&errors, path, "must be at most \(limit) characters long")
         case .pattern(let pattern):
             guard case .string(let string) = instance else { return true }
-            return pattern.matches(string) || self.fail(&errors, path, "must match the pattern \(pattern.source)")
+            return self.matches(pattern, string) || self.fail(&errors, path, "must match the pattern \(pattern.source)")
         case .format(let format):
             guard self.schema.assertFormats, case .string(let string) = instance, let valid = Formats.check(format, string) else { return true }
             return valid || self.fail(&errors, path, "must be a valid \(format)")
@@ -97,10 +149,20 @@ struct SchemaEvaluator {
             return items.count <= limit || self.fail(&errors, path, "must have at most \(limit) items")
         case .uniqueItems:
             guard case .array(let items) = instance else { return true }
-            for first in items.indices {
-                for second in items.indices where second > first && items[first].isSchemaEqual(to: items[second]) {
-                    return self.fail(&errors, path, "must not repeat items (\(first) and \(second) are equal)")
+            // Hashed on a form where equal values hash alike: linear, not every pair.
+            var seen: [Int: [Int]] = [:]
+            seen.reserveCapacity(items.count)
+            for (offset, item) in items.enumerated() {
+                var hasher = Hasher()
+                guard self.spend(item.schemaHash(into: &hasher)) else { return false }
+                let key = hasher.finalize()
+                for earlier in seen[key] ?? [] {
+                    guard self.spend(1) else { return false }
+                    if items[earlier].isSchemaEqual(to: item) {
+                        return self.fail(&errors, path, "must not repeat items (\(earlier) and \(offset) are equal)")
+                    }
                 }
+                seen[key, default: []].append(offset)
             }
             return true
         case .prefixItems(let schemas):
@@ -125,6 +187,7 @@ struct SchemaEvaluator {
             guard case .array(let items) = instance else { return true }
             var matches = 0
             for (offset, item) in items.enumerated() {
+                if self.exhausted { return false }
                 var ignored: [ValidationError]? = nil
                 var own = Annotations()
                 path.push(String(offset))
@@ -146,20 +209,23 @@ struct SchemaEvaluator {
         case .required(let names):
             guard case .object(let object) = instance else { return true }
             var valid = true
+            guard self.spend(names.count) else { return false }
             for name in names where object[name] == nil {
                 valid = false
                 guard errors != nil else { return false }
-                errors?.append(ValidationError(path: path.pointer(appending: name), message: "is required"))
+                self.record(&errors, path.pointer(appending: name), "is required")
             }
             return valid
         case .dependentRequired(let pairs):
             guard case .object(let object) = instance else { return true }
             var valid = true
+            guard self.spend(pairs.count) else { return false }
             for (name, needed) in pairs where object[name] != nil {
+                guard self.spend(needed.count) else { return false }
                 for other in needed where object[other] == nil {
                     valid = false
                     guard errors != nil else { return false }
-                    errors?.append(ValidationError(path: path.pointer(appending: other), message: "is required when '\(name)' is present"))
+                    self.record(&errors, path.pointer(appending: other), "is required when '\(name)' is present")
                 }
             }
             return valid
@@ -177,7 +243,7 @@ struct SchemaEvaluator {
             guard case .object(let object) = instance else { return true }
             var valid = true
             for (name, value) in object {
-                for (pattern, index) in pairs where pattern.matches(name) {
+                for (pattern, index) in pairs where self.matches(pattern, name) {
                     valid = self.child(index, value, name, &path, &errors) && valid
                     annotations.properties.insert(name)
                     if !valid && errors == nil { return false }
@@ -187,7 +253,9 @@ struct SchemaEvaluator {
         case .additionalProperties(let index, let known, let patterns):
             guard case .object(let object) = instance else { return true }
             var valid = true
-            for (name, value) in object where !known.contains(name) && !patterns.contains(where: { $0.matches(name) }) {
+            for (name, value) in object where !known.contains(name) {
+                if self.exhausted { return false }
+                if patterns.contains(where: { self.matches($0, name) }) { continue }
                 valid = self.child(index, value, name, &path, &errors) && valid
                 annotations.properties.insert(name)
                 if !valid && errors == nil { return false }
@@ -202,7 +270,7 @@ struct SchemaEvaluator {
                 path.push(name)
                 if !self.evaluate(index, .string(name), &path, &own, &nameErrors) {
                     valid = false
-                    errors?.append(ValidationError(path: path.pointer, message: "is not an allowed property name"))
+                    self.record(&errors, path.pointer, "is not an allowed property name")
                 }
                 path.pop()
                 if !valid && errors == nil { return false }

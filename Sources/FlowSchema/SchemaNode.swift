@@ -1,5 +1,4 @@
 import FlowProtocol
-import Foundation
 
 /// One compiled schema: `false`, or a list of keyword checks. Subschemas are indices into
 /// ``JSONSchema/nodes``, so recursive schemas need no reference cycles.
@@ -22,29 +21,12 @@ enum JSONType: String, Sendable, CaseIterable {
     }
 }
 
-/// A compiled ECMA-262-style pattern. `NSRegularExpression` is immutable and documented as
-/// safe to use from several threads, which is what makes this wrapper Sendable.
-struct Pattern: @unchecked Sendable {
-    let source: String
-    private let expression: NSRegularExpression
-
-    init?(_ source: String) {
-        guard let expression = try? NSRegularExpression(pattern: source, options: []) else { return nil }
-        self.source = source
-        self.expression = expression
-    }
-
-    /// Whether the pattern matches anywhere in `text` (JSON Schema patterns are not anchored).
-    func matches(_ text: String) -> Bool {
-        self.expression.firstMatch(in: text, options: [], range: NSRange(text.startIndex..., in: text)) != nil
-    }
-}
-
 /// One keyword's check.
 enum Keyword: Sendable {
     case types(Set<JSONType>)
-    case enumeration([JSONValue])
-    case constant(JSONValue)
+    case enumeration(ValueSet)
+    /// The value, and how many values it holds (what comparing with it may cost).
+    case constant(JSONValue, cost: Int)
     case minimum(Double, exclusive: Bool)
     case maximum(Double, exclusive: Bool)
     case multipleOf(Double)
