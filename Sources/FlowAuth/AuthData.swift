@@ -11,11 +11,12 @@ enum AuthData {
         do { return try JSONSchema(value) } catch { preconditionFailure("built-in schema: \(error)") }
     }
 
-    /// `data` checked against `schema`: `VALIDATION_FAILED` with every problem.
-    static func checked(_ data: JSONValue?, _ schema: JSONSchema) throws -> JSONObject {
-        let data = data ?? .null
-        let problems = schema.problems(with: data)
-        guard problems.isEmpty, case .object(let object) = data else { throw FlowError.validationFailed(problems) }
+    /// The members of `data`, which the dispatcher has checked against the method's schema
+    /// (``Endpoint/validator(for:)``); every such schema requires an object.
+    static func fields(_ data: JSONValue?) throws(FlowError) -> JSONObject {
+        guard case .object(let object)? = data else {
+            throw FlowError.validationFailed([DataProblem(path: "", message: "must be object, not \(data?.typeName ?? "missing")")])
+        }
         return object
     }
 

@@ -1,5 +1,5 @@
 public import FlowCore
-import FlowProtocol
+public import FlowProtocol
 import FlowSchema
 
 /// `auth/roles` (SPEC §9.3), for admins: `{name, scopes, builtin}` records. The built-in `admin`
@@ -25,6 +25,10 @@ public struct RolesEndpoint: Endpoint {
         ])
     }
 
+    public func validator(for method: FlowProtocol.Method) -> (any DataValidator)? {
+        method == .create ? self.create : self.update
+    }
+
     public func handle(_ call: Call, context: CallContext) async throws -> Reply {
         switch call.method {
         case .list:
@@ -33,10 +37,10 @@ public struct RolesEndpoint: Endpoint {
             guard let role = self.auth.current.roles[call.objectid!] else { throw FlowError(.doNotExist, "Role does not exist") }
             return Reply(data: AuthData.role(role))
         case .create:
-            let data = try AuthData.checked(call.data, self.create)
+            let data = try AuthData.fields(call.data)
             return Reply(data: AuthData.role(try await self.auth.createRole(name: data["name"]!.stringValue!, scopes: AuthData.strings(data["scopes"])!)))
         case .update:
-            let data = try AuthData.checked(call.data, self.update)
+            let data = try AuthData.fields(call.data)
             return Reply(data: AuthData.role(try await self.auth.updateRole(name: call.objectid!, scopes: AuthData.strings(data["scopes"])!)))
         default:
             return Reply(data: AuthData.role(try await self.auth.deleteRole(name: call.objectid!)))

@@ -1,5 +1,5 @@
 public import FlowCore
-import FlowProtocol
+public import FlowProtocol
 import FlowSchema
 
 /// `auth/session` (SPEC §9.2): CREATE `{username, password}` logs in (public) and answers
@@ -28,9 +28,13 @@ public struct SessionEndpoint: Endpoint {
         ])
     }
 
+    public func validator(for method: FlowProtocol.Method) -> (any DataValidator)? {
+        method == .create ? self.login : self.passwordChange
+    }
+
     public func handle(_ call: Call, context: CallContext) async throws -> Reply {
         if call.method == .create {
-            let data = try AuthData.checked(call.data, self.login)
+            let data = try AuthData.fields(call.data)
             let (token, identity) = try await self.auth.login(
                 username: data["username"]!.stringValue!, password: data["password"]!.stringValue!, address: context.clientAddress
             )
@@ -50,7 +54,7 @@ public struct SessionEndpoint: Endpoint {
             try await self.auth.logout(context.identity)
             return Reply(data: .object(AuthData.profile(context.identity)))
         default:
-            let data = try AuthData.checked(call.data, self.passwordChange)
+            let data = try AuthData.fields(call.data)
             try await self.auth.changeOwnPassword(
                 context.identity, old: data["old_password"]!.stringValue!, new: data["new_password"]!.stringValue!, address: context.clientAddress
             )

@@ -1,5 +1,5 @@
 public import FlowCore
-import FlowProtocol
+public import FlowProtocol
 import FlowSchema
 
 /// `auth/tokens` (SPEC §9.2): the caller's personal access tokens (everyone's for whoever has the
@@ -27,6 +27,8 @@ public struct TokensEndpoint: Endpoint {
         self.create = AuthData.schema(create)
     }
 
+    public func validator(for method: FlowProtocol.Method) -> (any DataValidator)? { self.create }
+
     public func handle(_ call: Call, context: CallContext) async throws -> Reply {
         let identity = context.identity
         switch call.method {
@@ -36,7 +38,7 @@ public struct TokensEndpoint: Endpoint {
             guard let token = self.auth.token(id: call.objectid!, visibleTo: identity) else { throw FlowError(.doNotExist, "Token does not exist") }
             return Reply(data: .object(AuthData.token(token)))
         case .create:
-            let data = try AuthData.checked(call.data, self.create)
+            let data = try AuthData.fields(call.data)
             let token = try await self.auth.createToken(
                 for: identity, name: data["name"]!.stringValue!, expires: try AuthData.time(data["expires"], path: "/expires"),
                 scopes: AuthData.strings(data["scopes"])

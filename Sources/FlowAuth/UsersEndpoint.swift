@@ -1,5 +1,5 @@
 public import FlowCore
-import FlowProtocol
+public import FlowProtocol
 import FlowSchema
 
 /// `auth/users` (SPEC §9.4), for admins: `{username, roles, disabled, created}` records. CREATE
@@ -26,6 +26,10 @@ public struct UsersEndpoint: Endpoint {
         self.update = AuthData.schema(["type": "object", "additionalProperties": false, "properties": .object(updatable)])
     }
 
+    public func validator(for method: FlowProtocol.Method) -> (any DataValidator)? {
+        method == .create ? self.create : self.update
+    }
+
     public func handle(_ call: Call, context: CallContext) async throws -> Reply {
         switch call.method {
         case .list:
@@ -34,14 +38,14 @@ public struct UsersEndpoint: Endpoint {
             guard let user = self.auth.current.users[call.objectid!] else { throw FlowError(.doNotExist, "User does not exist") }
             return Reply(data: AuthData.user(user.record))
         case .create:
-            let data = try AuthData.checked(call.data, self.create)
+            let data = try AuthData.fields(call.data)
             let user = try await self.auth.createUser(
                 username: data["username"]!.stringValue!, password: data["password"]!.stringValue!,
                 roles: AuthData.strings(data["roles"]) ?? [], disabled: data["disabled"] == .bool(true)
             )
             return Reply(data: AuthData.user(user))
         case .update:
-            let data = try AuthData.checked(call.data, self.update)
+            let data = try AuthData.fields(call.data)
             var disabled: Bool?
             if case .bool(let flag)? = data["disabled"] { disabled = flag }
             let user = try await self.auth.updateUser(

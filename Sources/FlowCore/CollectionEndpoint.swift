@@ -1,4 +1,4 @@
-import FlowProtocol
+public import FlowProtocol
 import Foundation
 
 /// A collection declared in `Endpoints/` (SPEC §7): JSON objects stored by a ``CollectionStore``,
@@ -33,6 +33,7 @@ public struct CollectionEndpoint: Endpoint {
             for field in self.spec.searchFields { fields[field] = object[field] ?? .null }
             return Reply(data: ["id": object["id"] ?? .null, "rev": object["rev"] ?? .null, "updated": object["updated"] ?? .null, "fields": .object(fields)])
         case .create:
+            // The dispatcher checked the data against the schema (``validator(for:)``).
             var fields = try Self.objectData(call.data)
             let id: String
             switch fields["id"] {
@@ -41,22 +42,47 @@ public struct CollectionEndpoint: Endpoint {
             default: throw FlowError.validationFailed([DataProblem(path: "/id", message: "must be a string of 1-200 characters without control characters or '/'")])
             }
             fields = Self.withoutServerFields(fields)
-            try self.validate(fields)
             return Reply(data: .object(try await self.store.insert(self.spec, id: id, fields: fields)))
         case .update:
             let patch = Self.withoutServerFields(try Self.objectData(call.data))
-            let validator = self.validator
-            let stored = try await self.store.update(self.spec, id: call.objectid!, expectedRev: try Self.expectedRev(call.parameters)) { current in
-                let merged = Self.withoutServerFields(current).mergePatched(with: patch)
-                try validator?.check(.object(merged))
-                return merged
-            }
-            return Reply(data: .object(stored))
+            return Reply(data: .object(try await self.update(call.objectid!, patch: patch, expectedRev: try Self.expectedRev(call.parameters))))
         case .delete:
             return Reply(data: .object(try await self.store.delete(self.spec, id: call.objectid!, expectedRev: try Self.expectedRev(call.parameters))))
         case .run:
             throw FlowError(.methodNotAllowed, "Collections do not support RUN")
         }
+    }
+
+    /// How many times an UPDATE without `rev` merges again when another write came between its
+    /// read and its write, before it answers `CONFLICT`.
+    static let updateAttempts = 8
+
+    /// SPEC §7.2–7.3: merges `patch` onto the stored object, validates the result outside any
+    /// transaction (SPEC §11), then writes it if the object's rev is still the one merged onto.
+    /// With the caller's `rev`, a change in between is `CONFLICT`; without, it merges again.
+    private func update(_ id: String, patch: JSONObject, expectedRev: String?) async throws -> JSONObject {
+        var lastConflict: (any Error)?
+        for _ in 0..<Self.updateAttempts {
+            let current = try decodeStoredObject(try await self.existing(id))
+            guard case .string(let rev)? = current["rev"] else { throw FlowError(.internalError, "Stored object has no rev") }
+            if let expectedRev, expectedRev != rev {
+                throw FlowError(.conflict, "The object changed since revision \(expectedRev.prefix(40)); the current object is in data", data: .object(current))
+            }
+            let merged = Self.withoutServerFields(current).mergePatched(with: patch)
+            try self.validator?.check(.object(merged))
+            do {
+                return try await self.store.replace(self.spec, id: id, expectedRev: rev, fields: merged)
+            } catch let error as FlowError where error.code == .conflict && expectedRev == nil {
+                lastConflict = error
+            }
+        }
+        throw lastConflict ?? FlowError(.conflict, "The object kept changing; try again")
+    }
+
+    /// CREATE's data is checked against the schema without the server fields (the store sets them).
+    public func validator(for method: Method) -> (any DataValidator)? {
+        guard method == .create, let validator = self.validator else { return nil }
+        return StoredFieldsValidator(schema: validator)
     }
 
     /// The stored object's JSON text.
@@ -65,10 +91,6 @@ public struct CollectionEndpoint: Endpoint {
             throw FlowError(.doNotExist, "Object does not exist")
         }
         return object
-    }
-
-    private func validate(_ fields: JSONObject) throws(FlowError) {
-        try self.validator?.check(.object(fields))
     }
 
     static func objectData(_ data: JSONValue?) throws(FlowError) -> JSONObject {
@@ -143,5 +165,21 @@ public struct CollectionEndpoint: Endpoint {
         guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 64 else { return false }
         let letters = CharacterSet.letters.union(["_"])
         return letters.contains(first) && name.unicodeScalars.allSatisfy { letters.contains($0) || CharacterSet.decimalDigits.contains($0) || $0 == "-" }
+    }
+}
+
+/// A collection's CREATE check: `data` must be an object (`INVALID_REQUEST` otherwise, as for a
+/// collection without a schema), and its fields other than the server fields match the schema.
+struct StoredFieldsValidator: DataValidator {
+    let schema: any DataValidator
+
+    func problems(with data: JSONValue) -> [DataProblem] {
+        guard case .object(let fields) = data else { return self.schema.problems(with: data) }
+        return self.schema.problems(with: .object(CollectionEndpoint.withoutServerFields(fields)))
+    }
+
+    func check(_ data: JSONValue) throws(FlowError) {
+        let fields = try CollectionEndpoint.objectData(data)
+        try self.schema.check(.object(CollectionEndpoint.withoutServerFields(fields)))
     }
 }

@@ -13,13 +13,10 @@ public protocol CollectionStore: Sendable {
     func encodedObject(_ collection: CollectionSpec, id: String) async throws -> String?
     /// Stores a new object (server fields are set by the store). `ALREADY_EXISTS` when `id` is taken.
     func insert(_ collection: CollectionSpec, id: String, fields: JSONObject) async throws -> JSONObject
-    /// Replaces an object's fields with what `change` makes of the current object, in one
-    /// transaction. `DO_NOT_EXIST` when missing; `CONFLICT` (with the current object) when
-    /// `expectedRev` is given and stale. Errors thrown by `change` roll back and propagate.
-    func update(
-        _ collection: CollectionSpec, id: String, expectedRev: String?,
-        change: @escaping @Sendable (JSONObject) throws -> JSONObject
-    ) async throws -> JSONObject
+    /// Replaces the fields of the object whose rev is still `expectedRev` (SPEC §7.3), keeping
+    /// `created`. `DO_NOT_EXIST` when missing; `CONFLICT` (with the current object) when its rev
+    /// changed. The caller merges and validates first: no caller work runs inside the write.
+    func replace(_ collection: CollectionSpec, id: String, expectedRev: String, fields: JSONObject) async throws -> JSONObject
     /// Deletes an object and returns it, with the same `DO_NOT_EXIST` / `CONFLICT` rules.
     func delete(_ collection: CollectionSpec, id: String, expectedRev: String?) async throws -> JSONObject
 }

@@ -1,14 +1,17 @@
 public import FlowProtocol
 
 /// Checks a call's `data` (SPEC §8). The JSON Schema validator conforms; the dispatcher runs the
-/// one an endpoint declares for a method before the handler (step 9 of SPEC §3).
+/// one an endpoint gives for a method (``Endpoint/validator(for:)``) before the handler (step 9
+/// of SPEC §3), never inside a database transaction.
 public protocol DataValidator: Sendable {
     /// What is wrong with `data`; empty when it is valid.
     func problems(with data: JSONValue) -> [DataProblem]
+    /// Throws `VALIDATION_FAILED` listing what is wrong with `data`, if anything (or another
+    /// code, for a validator that also checks the data's shape).
+    func check(_ data: JSONValue) throws(FlowError)
 }
 
 extension DataValidator {
-    /// Throws `VALIDATION_FAILED` listing what is wrong with `data`, if anything.
     public func check(_ data: JSONValue) throws(FlowError) {
         let problems = self.problems(with: data)
         if !problems.isEmpty { throw FlowError.validationFailed(problems) }

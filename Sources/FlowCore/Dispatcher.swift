@@ -43,7 +43,8 @@ public struct DispatcherConfiguration: Sendable {
 }
 
 /// Runs every call through SPEC §3's checks in order — shape, authentication, endpoint,
-/// authorization, supported method, objectid/data — then the handler, under a timeout.
+/// authorization, supported method, objectid/data, the data's schema — then the handler, under
+/// a timeout.
 ///
 /// It is the single place where a thrown error becomes a failure response: ``FlowError``s keep
 /// their code and message; anything else is `INTERNAL_ERROR`, its detail only in the log next
@@ -174,6 +175,9 @@ public final class Dispatcher: Sendable {
                 throw FlowError(.methodNotAllowed, "Endpoint '\(namespace)' does not support \(envelope.method.rawValue)")
             }
             try Self.checkObjectIDAndData(envelope)
+            if envelope.method.requiresData, let data = envelope.data, let validator = endpoint.validator(for: envelope.method) {
+                try validator.check(data)
+            }
             let call = Call(
                 method: envelope.method, namespace: namespace, objectid: envelope.objectid,
                 parameters: envelope.parameters, data: envelope.method.requiresData ? envelope.data : nil

@@ -25,6 +25,9 @@ public protocol Endpoint: Sendable {
     /// Whether the endpoint enforces a timeout of its own (providers and upstreams have one per
     /// registration or definition); the dispatcher's `call_timeout_ms` then does not apply.
     var handlesOwnTimeout: Bool { get }
+    /// What the dispatcher checks a call's `data` against before `handle` runs (SPEC §3 step 9);
+    /// nil when `method` has no schema. Only methods that carry data are asked.
+    func validator(for method: Method) -> (any DataValidator)?
     /// Handles one call. Throw ``FlowError`` for failures the caller should see; anything else
     /// becomes `INTERNAL_ERROR`.
     func handle(_ call: Call, context: CallContext) async throws -> Reply
@@ -34,6 +37,7 @@ extension Endpoint {
     public var isServed: Bool { true }
     public var providerCount: Int { 0 }
     public var handlesOwnTimeout: Bool { false }
+    public func validator(for method: Method) -> (any DataValidator)? { nil }
 }
 
 /// One call as a handler sees it: the validated envelope without its credential.

@@ -1,7 +1,7 @@
 import FlowProtocol
 
-/// A namespace served by remote providers (SPEC §4 kind 3): validates the call's data against
-/// the namespace's schema and hands the call to the ``ProviderHub``.
+/// A namespace served by remote providers (SPEC §4 kind 3): hands the call to the ``ProviderHub``
+/// (the dispatcher checked its data against the namespace's schema).
 struct ProviderEndpoint: Endpoint {
     let definition: EndpointDefinition
     let validator: (any DataValidator)?
@@ -13,9 +13,10 @@ struct ProviderEndpoint: Endpoint {
     /// Each registration has its own `timeout_ms`.
     var handlesOwnTimeout: Bool { true }
 
+    func validator(for method: Method) -> (any DataValidator)? { self.validator }
+
     func handle(_ call: Call, context: CallContext) async throws -> Reply {
         guard let hub = self.hub else { throw FlowError(.providerUnavailable, "No provider serves '\(call.namespace)' right now") }
-        if let data = call.data { try self.validator?.check(data) }
         return try await hub.forward(call, context: context)
     }
 }

@@ -24,8 +24,9 @@ struct UpstreamEndpoint: Endpoint {
     /// The definition's `timeout_ms` applies, not the gateway's `call_timeout_ms`.
     var handlesOwnTimeout: Bool { true }
 
+    func validator(for method: FlowProtocol.Method) -> (any DataValidator)? { self.validator }
+
     func handle(_ call: Call, context: CallContext) async throws -> Reply {
-        if let data = call.data { try self.validator?.check(data) }
         var request = HTTPClientRequest(url: self.upstream.url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")

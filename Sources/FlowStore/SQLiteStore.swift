@@ -120,13 +120,9 @@ public final class SQLiteStore: CollectionStore {
         return object
     }
 
-    public func update(
-        _ collection: CollectionSpec, id: String, expectedRev: String?,
-        change: @escaping @Sendable (JSONObject) throws -> JSONObject
-    ) async throws -> JSONObject {
+    public func replace(_ collection: CollectionSpec, id: String, expectedRev: String, fields: JSONObject) async throws -> JSONObject {
         try await self.writer.write { db in
             let current = try Self.current(db, collection.name, id, expectedRev: expectedRev)
-            let fields = try change(current)
             let object = Self.stored(
                 fields, id: id, created: current["created"]?.stringValue ?? Self.timestamp(), updated: Self.timestamp(), rev: Self.newRev()
             )

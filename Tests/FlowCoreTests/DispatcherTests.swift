@@ -29,6 +29,24 @@ import Testing
         await self.dispatcher.dispatch(CallRequest(envelope: envelope, origin: CallOrigin(transport: .websocket, credential: credential), application: application))
     }
 
+    /// SPEC §3 step 9: the endpoint's schema is checked by the dispatcher, after the checks
+    /// before it and before the handler, for every endpoint kind alike.
+    @Test func dataIsValidatedBeforeTheHandler() async throws {
+        let validated = EchoEndpoint("test/validated", validator: NameRequired())
+        try self.registry.register(validated)
+        let namespace = Namespace("test/validated")
+        let bad = await self.call(Envelope(method: .create, namespace: namespace, data: ["name": 3]))
+        #expect(bad.response.errorcode == .validationFailed)
+        #expect(bad.response.data == ["errors": [["path": "/name", "message": "is required"]]])
+        #expect(validated.totalCalls == 0, "the handler ran on data that fails its schema")
+        // Earlier steps win: objectid (8) before the schema (9), authorization (6) before both.
+        #expect(await self.call(Envelope(method: .run, namespace: namespace, data: [:])).response.errorcode == .objectIDRequired)
+        // Methods without data are not checked; good data reaches the handler.
+        #expect(await self.call(Envelope(method: .list, namespace: namespace)).response.success)
+        #expect(await self.call(Envelope(method: .update, namespace: namespace, objectid: "1", data: ["name": "x"])).response.success)
+        #expect(validated.totalCalls == 2)
+    }
+
     @Test func successCarriesHandlerDataAndRequestID() async {
         let result = await self.call(Envelope(method: .open, namespace: Namespace("test/echo"), objectid: "42", requestid: .integer(9)))
         #expect(result.response.success)

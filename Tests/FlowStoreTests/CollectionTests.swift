@@ -133,6 +133,25 @@ struct CollectionHarness {
         #expect(await harness.call(.open, id).data?["ports"] == 10)
     }
 
+    /// Writers without `rev` never lose each other's changes: an UPDATE merges and validates
+    /// outside the write, and merges again when another write came in between.
+    @Test func concurrentUpdatesWithoutRevAllApply() async throws {
+        let harness = try CollectionHarness()
+        defer { harness.cleanUp() }
+        let id = try #require(await harness.call(.create, data: ["name": "shared"]).data?["id"]?.stringValue)
+        let results = await withTaskGroup(of: Response.self, returning: [Response].self) { group in
+            for index in 0..<6 {
+                group.addTask { await harness.call(.update, id, data: .object(["field\(index)": .integer(Int64(index))])) }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        let failures = results.filter { !$0.success }.compactMap(\.message)
+        #expect(failures.isEmpty, "\(failures)")
+        let object = try #require(await harness.call(.open, id).data)
+        for index in 0..<6 { #expect(object["field\(index)"] == .integer(Int64(index))) }
+        #expect(object["name"] == "shared")
+    }
+
     @Test func listPagingSortFilterAndSearch() async throws {
         let harness = try CollectionHarness()
         defer { harness.cleanUp() }

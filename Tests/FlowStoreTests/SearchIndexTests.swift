@@ -47,7 +47,9 @@ import Testing
         let store = try SQLiteStore(path: path)
         let spec = CollectionSpec(name: "inventory/device", searchFields: ["name"])
         #expect(try await store.list(spec, query: ListQuery(search: "router")).encodedObjects.count == 1)
-        _ = try await store.update(spec, id: "x", expectedRev: nil) { _ in ["name": "new switch"] }
+        let stored = try #require(try await store.encodedObject(spec, id: "x"))
+        let rev = try #require(try decodeStoredObject(stored)["rev"]?.stringValue)
+        _ = try await store.replace(spec, id: "x", expectedRev: rev, fields: ["name": "new switch"])
         #expect(try await store.list(spec, query: ListQuery(search: "router")).encodedObjects.isEmpty)
         #expect(try await store.list(spec, query: ListQuery(search: "switch")).encodedObjects.count == 1)
     }

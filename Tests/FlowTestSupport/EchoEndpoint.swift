@@ -9,12 +9,19 @@ import Synchronization
 public final class EchoEndpoint: Endpoint {
     public let definition: EndpointDefinition
     private let running = Mutex((now: 0, peak: 0, total: 0))
+    private let dataValidator: (any DataValidator)?
 
-    public init(_ namespace: String = "test/echo", methods: Set<Method> = Set(Method.allCases), publicMethods: Set<Method> = [], application: String? = nil) {
+    public init(
+        _ namespace: String = "test/echo", methods: Set<Method> = Set(Method.allCases), publicMethods: Set<Method> = [], application: String? = nil,
+        validator: (any DataValidator)? = nil
+    ) {
         self.definition = EndpointDefinition(
             namespace: Namespace(namespace)!, application: application, title: "Echo", methods: methods, publicMethods: publicMethods
         )
+        self.dataValidator = validator
     }
+
+    public func validator(for method: Method) -> (any DataValidator)? { self.dataValidator }
 
     /// The most calls that ran at the same time.
     public var peakConcurrency: Int { self.running.withLock { $0.peak } }
@@ -53,4 +60,15 @@ public final class EchoEndpoint: Endpoint {
 public struct SecretError: Error, CustomStringConvertible {
     public init() {}
     public var description: String { "SELECT * FROM secrets -- /var/lib/flowgate/db.sqlite" }
+}
+
+/// A validator that wants an object with a string `name`.
+public struct NameRequired: DataValidator {
+    public init() {}
+
+    public func problems(with data: JSONValue) -> [DataProblem] {
+        guard case .object(let object) = data else { return [DataProblem(path: "", message: "must be an object")] }
+        guard case .string? = object["name"] else { return [DataProblem(path: "/name", message: "is required")] }
+        return []
+    }
 }
