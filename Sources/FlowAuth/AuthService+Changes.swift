@@ -121,7 +121,7 @@ extension AuthService {
         try Self.checkUsername(username)
         try Self.checkPassword(password, path: "/password")
         try self.checkRoles(roles)
-        let hash = await Secrets.hashPassword(password, cost: self.configuration.bcryptCost)
+        let hash = try await self.hashPassword(password)
         let user = UserRecord(username: username, passwordHash: hash, roles: roles, disabled: disabled, created: self.now())
         try await self.store.insertUser(user)
         try await self.refresh()
@@ -136,7 +136,7 @@ extension AuthService {
     ) async throws -> UserRecord {
         if let password { try Self.checkPassword(password, path: "/password") }
         if let roles { try self.checkRoles(roles) }
-        let hash: String? = if let password { await Secrets.hashPassword(password, cost: self.configuration.bcryptCost) } else { nil }
+        let hash: String? = if let password { try await self.hashPassword(password) } else { nil }
         let user = try await self.store.updateUser(username) { user in
             var user = user
             if let hash { user.passwordHash = hash }

@@ -14,6 +14,11 @@ public struct AuthConfiguration: Sendable, Equatable {
     public var basicCacheLifetime: Duration = .seconds(30)
     /// Failed logins allowed per user name and per client address per minute.
     public var loginFailuresPerMinute = 10
+    /// Password hashes (bcrypt) running at once, across all callers; more wait briefly in line
+    /// (up to eight times as many, for at most `passwordHashWait`), then get `RATE_LIMITED`.
+    public var maxPasswordHashes = max(2, ProcessInfo.processInfo.activeProcessorCount)
+    /// How long a password check may wait for a free hash slot.
+    public var passwordHashWait: Duration = .seconds(1)
     /// How often the store is checked for changes made by another process (SPEC §9.6: within 1 s).
     public var refreshInterval: Duration = .milliseconds(250)
     /// How often expired tokens are deleted.
@@ -44,6 +49,8 @@ public final class AuthService: Authenticator, RevocableCredentials {
     /// Basic verifications running now, by cache key (see `authenticateBasic`).
     private let pendingBasic = Mutex<[[UInt8]: Task<AuthDirectory.User, any Error>]>([:])
     private let limiter: Mutex<LoginLimiter>
+    /// The global cap on password hashes at once (SPEC §11).
+    let hashes: HashGate
     private let watchers = Mutex<[Int: AsyncStream<Void>.Continuation]>([:])
     private let nextWatcher = Atomic<Int>(0)
     /// A bcrypt hash of nothing anyone knows: an unknown user costs as much time as a wrong password.
@@ -66,6 +73,9 @@ public final class AuthService: Authenticator, RevocableCredentials {
         self.now = now
         self.directory = Mutex(AuthDirectory(AuthRecords(version: -1, users: [], roles: [], tokens: [])))
         self.limiter = Mutex(LoginLimiter(limit: configuration.loginFailuresPerMinute))
+        self.hashes = HashGate(
+            limit: configuration.maxPasswordHashes, queueLimit: 8 * configuration.maxPasswordHashes, maxWait: configuration.passwordHashWait
+        )
         let cost = min(max(configuration.bcryptCost, 4), 31)
         self.decoyHash = "$2b$" + (cost < 10 ? "0" : "") + "\(cost)$" + String(repeating: "A", count: 53)
     }
@@ -237,24 +247,41 @@ public final class AuthService: Authenticator, RevocableCredentials {
     }
 
     /// Checks a password under the login rate limit (SPEC §9.6). Every failure has the same message.
+    /// The attempt counts against the limit from the start (SPEC §11: a burst of concurrent
+    /// guesses gets no more than the limit's), and the hash waits for a slot of the global cap.
     func verifyPassword(username: String, password: String, address: String?, via: String) async throws(FlowError) -> AuthDirectory.User {
         let keys = ["user:" + username] + (address.map { ["address:" + $0] } ?? [])
         var logger = self.logger
         logger[metadataKey: "flow.user"] = .string(username)
         logger[metadataKey: "flow.auth.via"] = .string(via)
         if let address { logger[metadataKey: "flow.client"] = .string(address) }
-        if self.limiter.withLock({ $0.isLimited(keys, now: self.now()) }) {
+        guard self.limiter.withLock({ $0.admit(keys, now: self.now()) }) else {
             logger.warning("login refused: too many failed attempts")
             throw FlowError(.rateLimited, "Too many failed logins; try again later")
         }
+        var failed = false
+        defer { self.limiter.withLock { $0.finish(keys, failed: failed, now: self.now()) } }
         let user = self.current.users[username]
+        let hash = user?.record.passwordHash ?? self.decoyHash
+        guard let matches = await self.hashes.run({ await Secrets.verifyPassword(password, hash: hash) }) else {
+            logger.warning("login refused: too many password checks at once")
+            throw Self.busy
+        }
         self.passwordChecks.add(1, ordering: .relaxed)
-        let matches = await Secrets.verifyPassword(password, hash: user?.record.passwordHash ?? self.decoyHash)
         guard let user, matches, !user.record.disabled else {
-            self.limiter.withLock { $0.recordFailure(keys, now: self.now()) }
+            failed = true
             logger.notice("login failed")
             throw FlowError(.unauthenticated, "Invalid username or password")
         }
         return user
     }
+
+    /// A new password's hash, through the global cap on hashes.
+    func hashPassword(_ password: String) async throws(FlowError) -> String {
+        let cost = self.configuration.bcryptCost
+        guard let hash = await self.hashes.run({ await Secrets.hashPassword(password, cost: cost) }) else { throw Self.busy }
+        return hash
+    }
+
+    static let busy = FlowError(.rateLimited, "Too many password checks at once; try again shortly")
 }

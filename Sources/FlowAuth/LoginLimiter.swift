@@ -1,13 +1,19 @@
 /// Failed logins per key (a username or a client address) in a sliding window (SPEC §9.6, §11).
 /// A value type with the time passed in, so it is tested without a clock.
+///
+/// An attempt counts from the moment it is admitted, not from when its slow hash says it
+/// failed: ``admit(_:now:)`` reserves a place for it against the limit, and ``finish(_:failed:now:)``
+/// turns that place into a failure or frees it. A burst of concurrent wrong passwords therefore
+/// gets at most `limit` guesses in, however many arrive at once.
 struct LoginLimiter: Sendable {
-    /// Failures allowed per key within `window`; one more and the key is limited.
+    /// Failures (and attempts in flight) allowed per key within `window`.
     let limit: Int
     /// Seconds.
     let window: Double
     /// Keys kept at most; past that the oldest windows are dropped first.
     let capacity: Int
     private var failures: [String: [Double]] = [:]
+    private var inFlight: [String: Int] = [:]
 
     init(limit: Int, window: Double = 60, capacity: Int = 100_000) {
         self.limit = limit
@@ -15,9 +21,30 @@ struct LoginLimiter: Sendable {
         self.capacity = capacity
     }
 
-    /// Whether any of `keys` has reached the limit at `now`.
+    /// Admits an attempt for `keys` unless one of them is at the limit (failures in the window
+    /// plus attempts in flight); an admitted attempt must be finished.
+    mutating func admit(_ keys: [String], now: Double) -> Bool {
+        let limited = keys.contains { key in
+            (self.failures[key]?.count { $0 > now - self.window } ?? 0) + (self.inFlight[key] ?? 0) >= self.limit
+        }
+        guard !limited else { return false }
+        for key in keys { self.inFlight[key, default: 0] += 1 }
+        return true
+    }
+
+    /// Ends an admitted attempt: a failure counts against each key from now.
+    mutating func finish(_ keys: [String], failed: Bool, now: Double) {
+        for key in keys {
+            let remaining = (self.inFlight[key] ?? 1) - 1
+            self.inFlight[key] = remaining > 0 ? remaining : nil
+        }
+        if failed { self.recordFailure(keys, now: now) }
+    }
+
+    /// Whether any of `keys` is at the limit at `now`.
     func isLimited(_ keys: [String], now: Double) -> Bool {
-        keys.contains { key in (self.failures[key]?.count { $0 > now - self.window } ?? 0) >= self.limit }
+        var copy = self
+        return !copy.admit(keys, now: now)
     }
 
     /// Counts a failure for each of `keys`.

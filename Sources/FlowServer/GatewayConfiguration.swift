@@ -43,7 +43,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
     /// `admin_password` — the first admin's password, used only when the database has no user
     /// (SPEC §9.1); without it a random one is logged once.
     public var adminPassword: String?
-    /// `session_lifetime_ms`, `bcrypt_cost`, `basic_cache_ms`, `login_failures_per_minute`.
+    /// `session_lifetime_ms`, `bcrypt_cost`, `basic_cache_ms`, `login_failures_per_minute`, `max_password_hashes`.
     public var auth = AuthConfiguration()
     /// `provider_grace_ms`, `provider_slot_wait_ms`.
     public var providers = ProviderConfiguration()
@@ -188,6 +188,9 @@ extension GatewayConfiguration {
         },
         Key(name: "login_failures_per_minute", summary: "failed logins per user name and per client address per minute before RATE_LIMITED (default 10)") { config, value throws(ConfigurationError) in
             config.auth.loginFailuresPerMinute = try value.integer("login_failures_per_minute", in: 1...1_000_000)
+        },
+        Key(name: "max_password_hashes", summary: "password hashes (bcrypt) running at once; a few more wait up to 1 s, the rest get RATE_LIMITED (default: the number of cores, at least 2)") { config, value throws(ConfigurationError) in
+            config.auth.maxPasswordHashes = try value.integer("max_password_hashes", in: 1...1024)
         },
         Key(name: "provider_grace_ms", summary: "how long a provider namespace stays known after its last provider left, answering PROVIDER_UNAVAILABLE, in ms (default 30000)") { config, value throws(ConfigurationError) in
             config.providers.gracePeriod = .milliseconds(try value.integer("provider_grace_ms", in: 0...86_400_000))

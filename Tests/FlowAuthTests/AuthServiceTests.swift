@@ -164,6 +164,80 @@ struct AuthServiceTests {
         #expect(await message("admin", "first-password", address: "10.0.0.99") == nil)
     }
 
+    /// SPEC §11: sixty wrong passwords at once for one user get at most the limit's guesses
+    /// checked; the rest are refused before any hash.
+    @Test func aBurstOfConcurrentGuessesGetsNoMoreThanTheLimit() async throws {
+        let fixture = try AuthFixture(failuresPerMinute: 10)
+        _ = try await fixture.auth.bootstrap(adminPassword: "first-password")
+        let checksBefore = fixture.auth.passwordChecks.load(ordering: .relaxed)
+        let codes = await withTaskGroup(of: ErrorCode?.self, returning: [ErrorCode?].self) { group in
+            for attempt in 0..<60 {
+                group.addTask {
+                    do {
+                        _ = try await fixture.auth.login(username: "admin", password: "guess-\(attempt)", address: "10.1.0.\(attempt)")
+                        return nil
+                    } catch let error as FlowError {
+                        return error.code
+                    } catch {
+                        return nil
+                    }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        let checked = codes.filter { $0 == .unauthenticated }.count
+        #expect(checked <= 10, "\(checked) guesses were checked against a limit of 10")
+        #expect(checked >= 1)
+        #expect(codes.filter { $0 == .rateLimited }.count == 60 - checked)
+        #expect(fixture.auth.passwordChecks.load(ordering: .relaxed) - checksBefore <= 10)
+    }
+
+    /// SPEC §11: password hashing has a global cap; past it, and past a short line, a check is
+    /// refused with RATE_LIMITED instead of queueing more hashes on the CPU.
+    @Test func passwordHashesHaveAGlobalCap() async throws {
+        final class Hashes: Sendable {
+            let state = Mutex((now: 0, peak: 0, released: false))
+            var released: Bool { self.state.withLock { $0.released } }
+        }
+        let gate = HashGate(limit: 1, queueLimit: 2, maxWait: .seconds(30))
+        let hashes = Hashes()
+        let results = await withTaskGroup(of: Bool.self, returning: [Bool].self) { group in
+            for _ in 0..<5 {
+                group.addTask {
+                    let value: Bool? = await gate.run {
+                        hashes.state.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
+                        while !hashes.released { try? await Task.sleep(for: .milliseconds(5)) }
+                        hashes.state.withLock { $0.now -= 1 }
+                        return true
+                    }
+                    return value ?? false
+                }
+            }
+            // One hashes, two wait in line, two are refused at once; then let them all through.
+            var refused = 0
+            for _ in 0..<1000 where refused < 2 {
+                if let result = await group.next(), !result { refused += 1 }
+            }
+            hashes.state.withLock { $0.released = true }
+            var all = Array(repeating: false, count: refused)
+            for await result in group { all.append(result) }
+            return all
+        }
+        #expect(results.count == 5)
+        #expect(results.filter { $0 }.count == 3)
+        #expect(hashes.state.withLock { $0.peak } == 1)
+        #expect(gate.running == 0)
+        // A waiter past its wait is refused when its turn comes.
+        let impatient = HashGate(limit: 1, queueLimit: 4, maxWait: .zero)
+        let outcomes = await withTaskGroup(of: Bool.self, returning: [Bool].self) { group in
+            group.addTask { await impatient.run { try? await Task.sleep(for: .milliseconds(100)); return true } ?? false }
+            try? await Task.sleep(for: .milliseconds(20))
+            group.addTask { await impatient.run { true } ?? false }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(outcomes.count == 2 && outcomes.filter { $0 }.count == 1)
+    }
+
     @Test func concurrentBasicAttemptsWithOneCredentialShareOneCheck() async throws {
         let fixture = try AuthFixture(failuresPerMinute: 3)
         _ = try await fixture.auth.bootstrap(adminPassword: "first-password")
