@@ -28,7 +28,7 @@ struct DatabaseOptions: ParsableArguments {
         )
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         let store = try SQLiteStore(path: Gateway.databasePath(dataDirectory: configuration.dataDirectory))
-        var logger = Logger(label: "flowgate", factory: { StreamLogHandler.standardError(label: $0) })  // stdout carries the results
+        var logger = Logger(label: "flowgate", factory: { EscapingLogHandler(StreamLogHandler.standardError(label: $0)) })  // stdout carries the results
         logger.logLevel = .notice
         let auth = AuthService(store: store, configuration: configuration.auth, logger: logger)
         try await auth.ensureBuiltinRoles()

@@ -37,8 +37,9 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         let level = configuration.logLevel
+        // Every value is escaped on its way out: no client string can forge a line (SPEC §11).
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = EscapingLogHandler(StreamLogHandler.standardError(label: label))
             handler.logLevel = level
             return handler
         }

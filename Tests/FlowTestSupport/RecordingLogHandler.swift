@@ -19,6 +19,10 @@ public struct RecordingLogHandler: LogHandler {
 
     let store: Store
     public var metadata: Logger.Metadata = [:]
+
+    public init(store: Store) {
+        self.store = store
+    }
     public var logLevel: Logger.Level = .trace
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
