@@ -96,5 +96,13 @@ enum AuthData {
     ]
 
     static let stringList: JSONValue = ["type": "array", "items": ["type": "string"]]
+
+    /// A list of scopes as a request may give it: at most `max_scopes` (SPEC §11).
+    static func scopeList(_ auth: AuthService, nullable: Bool = false) -> JSONValue {
+        [
+            "type": nullable ? ["array", "null"] : "array", "maxItems": .integer(Int64(auth.configuration.maxScopes)),
+            "items": ["type": "string", "minLength": 1, "maxLength": 300],
+        ]
+    }
     static let password: JSONValue = ["type": "string", "minLength": 8]
 }

@@ -47,23 +47,59 @@ extension AuthService {
 
     /// `CREATE auth/tokens`: a personal access token for the caller. `scopes` may narrow what
     /// the caller may do, never widen it; without them the token follows its user's roles, or
-    /// keeps the caller's own narrowing when the caller used a narrowed token.
+    /// keeps the caller's own narrowing when the caller used a narrowed token. The token lives
+    /// no longer than ``AuthConfiguration/tokenMaxLifetime``, nor than the token that made it.
     public func createToken(for identity: Identity, name: String, expires: Double?, scopes: [String]?) async throws -> NewToken {
+        try await self.createToken(for: identity, name: name, expires: try self.lifetime(expires, for: identity), scopes: scopes, byOperator: false)
+    }
+
+    /// `flowgate token create`: a personal access token for `username`, made by the operator,
+    /// who may give it any lifetime (none included).
+    public func createToken(username: String, name: String, expires: Double?, scopes: [String]?) async throws -> NewToken {
+        guard let user = self.current.users[username] else { throw FlowError(.doNotExist, "User does not exist") }
+        return try await self.createToken(for: user.identity, name: name, expires: try self.future(expires), scopes: scopes, byOperator: true)
+    }
+
+    private func createToken(for identity: Identity, name: String, expires: Double?, scopes: [String]?, byOperator: Bool) async throws -> NewToken {
         guard let username = identity.username else { throw FlowError(.unauthenticated, "Authentication required") }
-        let parsed = try scopes.map(Self.parseScopes)
+        let parsed = try scopes.map(self.parseScopes)
         if let parsed, !identity.grants.cover(parsed) {
             throw FlowError(.forbidden, "A token cannot have scopes its creator does not have")
         }
         let effective = scopes ?? identity.grants.narrowedTo?.map(\.description)
-        let token = try await self.issue(kind: .personal, username: username, name: name, scopes: effective, expires: try self.future(expires))
-        self.audit("token created", user: username, token: token.record.id)
+        let token = try await self.issue(kind: .personal, username: username, name: name, scopes: effective, expires: expires)
+        self.audit("token created", user: username, token: token.record.id, via: byOperator ? "operator" : nil)
         return token
     }
 
-    /// `flowgate token create`: a personal access token for `username`, made by the operator.
-    public func createToken(username: String, name: String, expires: Double?, scopes: [String]?) async throws -> NewToken {
-        guard let user = self.current.users[username] else { throw FlowError(.doNotExist, "User does not exist") }
-        return try await self.createToken(for: user.identity, name: name, expires: expires, scopes: scopes)
+    /// SPEC §9.2: when a new token made over the API expires. A password sign-in (a session, or
+    /// Basic) may ask for any time within the maximum lifetime, which is also the default. A
+    /// personal access token may make only tokens that expire, and no later than itself: a stolen
+    /// token cannot be made permanent.
+    func lifetime(_ requested: Double?, for identity: Identity) throws -> Double? {
+        let now = self.now()
+        let maximum = self.configuration.tokenMaxLifetime.map { now + $0 / .seconds(1) }
+        var limit = maximum
+        var madeByToken = false
+        if let id = identity.tokenID, let creator = self.current.tokens[id]?.record, creator.kind == .personal {
+            madeByToken = true
+            if let creatorExpiry = creator.expires { limit = min(limit ?? creatorExpiry, creatorExpiry) }
+        }
+        guard let requested else {
+            if madeByToken && limit == nil {
+                throw FlowError.validationFailed([DataProblem(path: "/expires", message: "is required: a token can only make tokens that expire")])
+            }
+            return limit
+        }
+        _ = try self.future(requested)
+        if madeByToken, let limit, requested > limit {
+            throw FlowError(.forbidden, "A token cannot make a token that outlives it")
+        }
+        if let maximum, requested > maximum {
+            let days = (self.configuration.tokenMaxLifetime ?? .zero) / .seconds(86_400)
+            throw FlowError.validationFailed([DataProblem(path: "/expires", message: "must be within \(Int(days)) days (the longest a token may live)")])
+        }
+        return requested
     }
 
     /// `DELETE auth/tokens <id>`: revokes a token. `by` nil is the operator (CLI); a caller who
@@ -101,7 +137,8 @@ extension AuthService {
             id: UUID().uuidString.lowercased(), digest: Secrets.digest(value), kind: kind, username: username, name: name,
             scopes: scopes, created: self.now(), expires: expires
         )
-        try await self.store.insertToken(record)
+        let limit = kind == .session ? self.configuration.maxSessionsPerUser : self.configuration.maxTokensPerUser
+        try await self.store.insertToken(record, limit: limit)
         try await self.refresh()
         return NewToken(value: value, record: record)
     }
@@ -173,7 +210,7 @@ extension AuthService {
 
     public func createRole(name: String, scopes: [String]) async throws -> RoleRecord {
         try Self.checkRoleName(name)
-        _ = try Self.parseScopes(scopes)
+        _ = try self.parseScopes(scopes)
         let role = RoleRecord(name: name, scopes: scopes)
         try await self.store.insertRole(role)
         try await self.refresh()
@@ -182,7 +219,7 @@ extension AuthService {
     }
 
     public func updateRole(name: String, scopes: [String]) async throws -> RoleRecord {
-        _ = try Self.parseScopes(scopes)
+        _ = try self.parseScopes(scopes)
         let role = try await self.store.updateRole(name) { role in
             guard !role.builtin else { throw FlowError(.forbidden, "Built-in role '\(name)' cannot be changed") }
             var role = role
@@ -204,7 +241,11 @@ extension AuthService {
 
     // MARK: Checks
 
-    static func parseScopes(_ texts: [String]) throws(FlowError) -> [Scope] {
+    /// The scopes of a token or role: at most `max_scopes` of them, each well formed.
+    func parseScopes(_ texts: [String]) throws(FlowError) -> [Scope] {
+        guard texts.count <= self.configuration.maxScopes else {
+            throw FlowError.validationFailed([DataProblem(path: "/scopes", message: "must have at most \(self.configuration.maxScopes) items")])
+        }
         var scopes: [Scope] = []
         var problems: [DataProblem] = []
         for (index, text) in texts.enumerated() {

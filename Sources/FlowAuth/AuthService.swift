@@ -19,6 +19,15 @@ public struct AuthConfiguration: Sendable, Equatable {
     public var maxPasswordHashes = max(2, ProcessInfo.processInfo.activeProcessorCount)
     /// How long a password check may wait for a free hash slot.
     public var passwordHashWait: Duration = .seconds(1)
+    /// Scopes one token or role may list.
+    public var maxScopes = 64
+    /// Personal access tokens one user may hold (more is `RATE_LIMITED`).
+    public var maxTokensPerUser = 100
+    /// Sessions one user may hold; a new sign-in past it ends the oldest.
+    public var maxSessionsPerUser = 100
+    /// The longest a personal access token made over the API may live (SPEC §9.2); nil for no
+    /// limit. A token asked for without `expires` gets this lifetime.
+    public var tokenMaxLifetime: Duration? = .seconds(365 * 86_400)
     /// How often the store is checked for changes made by another process (SPEC §9.6: within 1 s).
     public var refreshInterval: Duration = .milliseconds(250)
     /// How often expired tokens are deleted.

@@ -14,14 +14,14 @@ public struct RolesEndpoint: Endpoint {
         self.auth = auth
         let create: JSONValue = [
             "type": "object", "required": ["name", "scopes"], "additionalProperties": false,
-            "properties": ["name": ["type": "string"], "scopes": AuthData.stringList],
+            "properties": ["name": ["type": "string"], "scopes": AuthData.scopeList(auth)],
         ]
         self.definition = EndpointDefinition(
             namespace: Namespace("auth/roles")!, title: "Roles", methods: [.list, .open, .create, .update, .delete], schema: create, resultSchema: AuthData.roleResult
         )
         self.create = AuthData.schema(create)
         self.update = AuthData.schema([
-            "type": "object", "required": ["scopes"], "additionalProperties": false, "properties": ["scopes": AuthData.stringList],
+            "type": "object", "required": ["scopes"], "additionalProperties": false, "properties": ["scopes": AuthData.scopeList(auth)],
         ])
     }
 

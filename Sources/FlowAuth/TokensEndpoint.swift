@@ -17,7 +17,7 @@ public struct TokensEndpoint: Endpoint {
             "properties": [
                 "name": ["type": "string", "minLength": 1, "maxLength": 200],
                 "expires": ["type": ["string", "null"], "format": "date-time"],
-                "scopes": ["type": ["array", "null"], "items": ["type": "string"]],
+                "scopes": AuthData.scopeList(auth, nullable: true),
             ],
         ]
         self.definition = EndpointDefinition(

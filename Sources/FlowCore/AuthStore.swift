@@ -25,8 +25,10 @@ public protocol AuthStore: Sendable {
     /// Deletes a role (and takes it from every user); `DO_NOT_EXIST` when missing.
     func deleteRole(_ name: String) async throws -> RoleRecord
 
-    /// Stores a token's record (its digest, never its value).
-    func insertToken(_ token: TokenRecord) async throws
+    /// Stores a token's record (its digest, never its value), keeping its user at `limit` tokens
+    /// of its kind at most (SPEC §11): a personal access token past the limit is `RATE_LIMITED`;
+    /// a session past it ends the user's oldest sessions, so signing in always works.
+    func insertToken(_ token: TokenRecord, limit: Int) async throws
     /// Deletes the token with `id`; nil when there is none.
     func deleteToken(id: String) async throws -> TokenRecord?
     /// Deletes every token that expired before `time` (seconds since 1970). Returns how many.

@@ -8,19 +8,23 @@ public struct CollectionEndpoint: Endpoint {
     let spec: CollectionSpec
     let store: any CollectionStore
     let validator: (any DataValidator)?
+    let limits: ListLimits
 
     /// `definition.methods` must not include RUN (collections cannot run anything).
-    public init(definition: EndpointDefinition, searchFields: [String], store: any CollectionStore, validator: (any DataValidator)?) {
+    public init(
+        definition: EndpointDefinition, searchFields: [String], store: any CollectionStore, validator: (any DataValidator)?, limits: ListLimits = .init()
+    ) {
         self.definition = definition
         self.spec = CollectionSpec(name: definition.namespace.rawValue, searchFields: searchFields)
         self.store = store
         self.validator = validator
+        self.limits = limits
     }
 
     public func handle(_ call: Call, context: CallContext) async throws -> Reply {
         switch call.method {
         case .list:
-            let page = try await self.store.list(self.spec, query: try Self.listQuery(call.parameters))
+            let page = try await self.store.list(self.spec, query: try Self.listQuery(call.parameters, limits: self.limits))
             var paging = JSONObject()
             if let next = page.next { paging["next"] = .string(next) }
             if let total = page.total { paging["total"] = .integer(Int64(total)) }
@@ -113,8 +117,9 @@ public struct CollectionEndpoint: Endpoint {
         }
     }
 
-    /// SPEC §7.2's LIST parameters: `limit`, `cursor`, `sort`, `order`, `filter`, `search`.
-    static func listQuery(_ parameters: JSONValue?) throws(FlowError) -> ListQuery {
+    /// SPEC §7.2's LIST parameters: `limit`, `cursor`, `sort`, `order`, `filter`, `search`,
+    /// within `limits` (SPEC §11: `INVALID_REQUEST` past them).
+    static func listQuery(_ parameters: JSONValue?, limits: ListLimits) throws(FlowError) -> ListQuery {
         var query = ListQuery()
         guard let parameters else { return query }
         guard case .object(let object) = parameters else {
@@ -127,7 +132,7 @@ public struct CollectionEndpoint: Endpoint {
         }
         switch object["cursor"] {
         case nil, .null?: break
-        case .string(let cursor)?: query.cursor = cursor
+        case .string(let cursor)? where cursor.utf8.count <= ListLimits.maxCursorLength: query.cursor = cursor
         default: throw FlowError(.invalidRequest, "Parameter 'cursor' must be the string from paging.next")
         }
         switch object["sort"] {
@@ -143,6 +148,9 @@ public struct CollectionEndpoint: Endpoint {
         switch object["filter"] {
         case nil, .null?: break
         case .object(let filter)?:
+            guard filter.count <= limits.maxFilterFields else {
+                throw FlowError(.invalidRequest, "Parameter 'filter' may name at most \(limits.maxFilterFields) fields")
+            }
             for (field, value) in filter {
                 guard Self.isFieldName(field) else { throw FlowError(.invalidRequest, "Filter field '\(field.prefix(40))' must name a top-level field") }
                 switch value {
@@ -154,7 +162,14 @@ public struct CollectionEndpoint: Endpoint {
         }
         switch object["search"] {
         case nil, .null?: break
-        case .string(let text)?: query.search = text.isEmpty ? nil : text
+        case .string(let text)?:
+            guard text.unicodeScalars.count <= limits.maxSearchLength else {
+                throw FlowError(.invalidRequest, "Parameter 'search' must be at most \(limits.maxSearchLength) characters")
+            }
+            guard !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                throw FlowError(.invalidRequest, "Parameter 'search' must not contain control characters")
+            }
+            query.search = text.isEmpty ? nil : text
         default: throw FlowError(.invalidRequest, "Parameter 'search' must be a string")
         }
         return query

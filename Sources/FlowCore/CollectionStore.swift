@@ -42,6 +42,22 @@ public struct CollectionSpec: Sendable, Hashable {
     }
 }
 
+/// What one LIST may ask for (SPEC §11): each bound keeps a query within what the store answers
+/// quickly and within SQLite's own limits.
+public struct ListLimits: Sendable, Equatable {
+    /// `filter` fields at most (`max_filter_fields`).
+    public var maxFilterFields: Int
+    /// Characters of `search` at most (`max_search_length`).
+    public var maxSearchLength: Int
+    /// The longest `cursor` that a page can have produced (a sort key of a short value).
+    public static let maxCursorLength = 4096
+
+    public init(maxFilterFields: Int = 16, maxSearchLength: Int = 256) {
+        self.maxFilterFields = maxFilterFields
+        self.maxSearchLength = maxSearchLength
+    }
+}
+
 /// LIST parameters (SPEC §7.2).
 public struct ListQuery: Sendable, Equatable {
     public static let defaultLimit = 100

@@ -38,17 +38,20 @@ extension Reply {
     /// The caller's reply from a remote handler's answer, which must be a response envelope
     /// (SPEC §3): a success becomes the reply, a failure is thrown with its code, message and
     /// data. A malformed answer is logged (with `source` naming the sender) and answers
-    /// `INTERNAL_ERROR`; `sender` ("The provider") starts the caller's messages.
+    /// `PROVIDER_UNAVAILABLE`: the handler is not serving, and no input a remote handler sends
+    /// may pose as a bug of the gateway's (`INTERNAL_ERROR`, SPEC §11). `sender` ("The provider")
+    /// starts the caller's messages.
     public init(relaying answer: JSONObject, sender: String, source: Logger.Metadata, logger: Logger) throws(FlowError) {
         let response: Response
         do {
             response = try Response(decoding: answer)
         } catch {
-            logger.error("malformed answer from \(sender.lowercased())", metadata: source.merging(["flow.error": .string(error.message)]) { $1 })
-            throw FlowError(.internalError, "\(sender) sent a malformed answer")
+            logger.warning("malformed answer from \(sender.lowercased())", metadata: source.merging(["flow.error": .string(error.message)]) { $1 })
+            throw FlowError(.providerUnavailable, "\(sender) sent a malformed answer")
         }
         guard response.success else {
-            throw FlowError(response.errorcode ?? .internalError, response.message ?? "\(sender) reported a failure", data: response.data)
+            // Decoding made sure a failure has a known errorcode.
+            throw FlowError(response.errorcode ?? .providerUnavailable, response.message ?? "\(sender) reported a failure", data: response.data)
         }
         self.init(payload: response.payload, status: response.status, dataType: response.dataType, paging: response.paging)
     }

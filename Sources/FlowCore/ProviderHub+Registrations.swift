@@ -21,10 +21,17 @@ extension ProviderHub {
         guard !NamespacePattern.reservedApplications.contains(Substring(request.namespace.firstSegment)) else {
             throw FlowError(.forbidden, "Providers cannot serve the reserved applications auth and system")
         }
+        if let schema = request.schema, schema.encoded().count > self.configuration.maxSchemaBytes {
+            throw FlowError.validationFailed([DataProblem(path: "/schema", message: "must be at most \(self.configuration.maxSchemaBytes) bytes of JSON")])
+        }
         let validator = try request.schema.map { schema throws(FlowError) in try self.compileSchema(schema) }
         let now = ContinuousClock.now
         let id = UUID().uuidString.lowercased()
+        let limit = self.configuration.maxRegistrationsPerSocket
         let (summary, resumes, wakeTimers) = try self.state.withLock { state throws(FlowError) in
+            guard state.registrations.values.count(where: { $0.connection.id == connection.id }) < limit else {
+                throw FlowError(.rateLimited, "This socket holds \(limit) provider registrations, the most allowed; unregister one first")
+            }
             try self.attach(request, to: &state, validator: validator)
             let registration = ProviderState.Registration(
                 id: id, connection: connection, namespace: request.namespace, concurrency: request.concurrency,

@@ -11,11 +11,20 @@ public struct ProviderConfiguration: Sendable, Equatable {
     public var slotWait: Duration
     /// How often timeouts, slot waits and grace periods are checked (how late they may fire).
     public var tick: Duration
+    /// Registrations one socket may hold at once (more is `RATE_LIMITED`).
+    public var maxRegistrationsPerSocket: Int
+    /// The largest registered schema, as JSON text (larger is `VALIDATION_FAILED`).
+    public var maxSchemaBytes: Int
 
-    public init(gracePeriod: Duration = .seconds(30), slotWait: Duration = .seconds(1), tick: Duration = .milliseconds(20)) {
+    public init(
+        gracePeriod: Duration = .seconds(30), slotWait: Duration = .seconds(1), tick: Duration = .milliseconds(20),
+        maxRegistrationsPerSocket: Int = 64, maxSchemaBytes: Int = 65_536
+    ) {
         self.gracePeriod = gracePeriod
         self.slotWait = slotWait
         self.tick = tick
+        self.maxRegistrationsPerSocket = maxRegistrationsPerSocket
+        self.maxSchemaBytes = maxSchemaBytes
     }
 }
 

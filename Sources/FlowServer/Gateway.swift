@@ -137,7 +137,10 @@ public struct Gateway: Sendable {
         }
         for collection in catalog.collections {
             try registry.register(
-                CollectionEndpoint(definition: collection.definition, searchFields: collection.searchFields, store: store, validator: collection.validator)
+                CollectionEndpoint(
+                    definition: collection.definition, searchFields: collection.searchFields, store: store, validator: collection.validator,
+                    limits: configuration.list
+                )
             )
         }
         for upstream in catalog.upstreams {
@@ -145,7 +148,7 @@ public struct Gateway: Sendable {
             try registry.register(
                 UpstreamEndpoint(
                     definition: upstream.definition, validator: upstream.validator, upstream: target,
-                    maxAnswerBytes: configuration.maxMessageBytes, client: HTTPClient.shared
+                    maxAnswerBytes: configuration.maxMessageBytes, client: .upstreams
                 )
             )
         }

@@ -45,8 +45,10 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var adminPassword: String?
     /// `session_lifetime_ms`, `bcrypt_cost`, `basic_cache_ms`, `login_failures_per_minute`, `max_password_hashes`.
     public var auth = AuthConfiguration()
-    /// `provider_grace_ms`, `provider_slot_wait_ms`.
+    /// `provider_grace_ms`, `provider_slot_wait_ms`, `max_providers_per_socket`, `max_schema_bytes`.
     public var providers = ProviderConfiguration()
+    /// `max_filter_fields`, `max_search_length`.
+    public var list = ListLimits()
 
     public init() {}
 }
@@ -189,8 +191,33 @@ extension GatewayConfiguration {
         Key(name: "login_failures_per_minute", summary: "failed logins per user name and per client address per minute before RATE_LIMITED (default 10)") { config, value throws(ConfigurationError) in
             config.auth.loginFailuresPerMinute = try value.integer("login_failures_per_minute", in: 1...1_000_000)
         },
+        Key(name: "token_max_lifetime_ms", summary: "longest life of a personal access token made over the API, also its default; 0 for no limit (default 31536000000, 365 days)") { config, value throws(ConfigurationError) in
+            let milliseconds = try value.integer("token_max_lifetime_ms", in: 0...(100 * 31_536_000_000))
+            config.auth.tokenMaxLifetime = milliseconds == 0 ? nil : .milliseconds(milliseconds)
+        },
+        Key(name: "max_scopes", summary: "scopes one token or role may list; more is VALIDATION_FAILED (default 64)") { config, value throws(ConfigurationError) in
+            config.auth.maxScopes = try value.integer("max_scopes", in: 1...10_000)
+        },
+        Key(name: "max_tokens_per_user", summary: "personal access tokens one user may hold; more is RATE_LIMITED (default 100)") { config, value throws(ConfigurationError) in
+            config.auth.maxTokensPerUser = try value.integer("max_tokens_per_user", in: 1...1_000_000)
+        },
+        Key(name: "max_sessions_per_user", summary: "sessions one user may hold; a sign-in past it ends the oldest (default 100)") { config, value throws(ConfigurationError) in
+            config.auth.maxSessionsPerUser = try value.integer("max_sessions_per_user", in: 1...1_000_000)
+        },
         Key(name: "max_password_hashes", summary: "password hashes (bcrypt) running at once; a few more wait up to 1 s, the rest get RATE_LIMITED (default: the number of cores, at least 2)") { config, value throws(ConfigurationError) in
             config.auth.maxPasswordHashes = try value.integer("max_password_hashes", in: 1...1024)
+        },
+        Key(name: "max_providers_per_socket", summary: "provider registrations one WebSocket may hold; more is RATE_LIMITED (default 64)") { config, value throws(ConfigurationError) in
+            config.providers.maxRegistrationsPerSocket = try value.integer("max_providers_per_socket", in: 1...100_000)
+        },
+        Key(name: "max_schema_bytes", summary: "largest JSON Schema a provider may register, in bytes of JSON; larger is VALIDATION_FAILED (default 65536)") { config, value throws(ConfigurationError) in
+            config.providers.maxSchemaBytes = try value.integer("max_schema_bytes", in: 2...(1 << 30))
+        },
+        Key(name: "max_filter_fields", summary: "fields one LIST filter may name; more is INVALID_REQUEST (default 16)") { config, value throws(ConfigurationError) in
+            config.list.maxFilterFields = try value.integer("max_filter_fields", in: 1...1000)
+        },
+        Key(name: "max_search_length", summary: "characters of one LIST search; more is INVALID_REQUEST (default 256)") { config, value throws(ConfigurationError) in
+            config.list.maxSearchLength = try value.integer("max_search_length", in: 1...100_000)
         },
         Key(name: "provider_grace_ms", summary: "how long a provider namespace stays known after its last provider left, answering PROVIDER_UNAVAILABLE, in ms (default 30000)") { config, value throws(ConfigurationError) in
             config.providers.gracePeriod = .milliseconds(try value.integer("provider_grace_ms", in: 0...86_400_000))

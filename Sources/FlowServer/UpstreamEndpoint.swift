@@ -12,7 +12,8 @@ import NIOHTTP1
 ///
 /// An upstream that cannot be reached, or that answers 502/503/504 without an envelope, is
 /// `PROVIDER_UNAVAILABLE`; one that does not answer within `timeout_ms` is `TIMEOUT` (the request
-/// is abandoned); a caller that goes away cancels the request.
+/// is abandoned); a caller that goes away cancels the request. An answer that is not an envelope
+/// (a redirect, which is never followed, among them) is `PROVIDER_UNAVAILABLE` too.
 struct UpstreamEndpoint: Endpoint {
     let definition: EndpointDefinition
     let validator: (any DataValidator)?
@@ -39,8 +40,9 @@ struct UpstreamEndpoint: Endpoint {
         if [502, 503, 504].contains(status) {
             throw FlowError(.providerUnavailable, "The upstream of '\(call.namespace)' is unavailable")
         }
-        context.logger.error("malformed answer from the upstream: not a JSON object", metadata: self.source(status))
-        throw FlowError(.internalError, "The upstream sent a malformed answer")
+        // A redirect among them: it is never followed, so the identity goes nowhere else (SPEC §11).
+        context.logger.warning("malformed answer from the upstream: not a JSON object", metadata: self.source(status))
+        throw FlowError(.providerUnavailable, "The upstream answered HTTP \(status) without a response envelope")
     }
 
     /// `{"method", "namespace", "objectid", "parameters", "data", "identity", "requestid"}`.
@@ -68,8 +70,8 @@ struct UpstreamEndpoint: Endpoint {
         } catch is CancellationError {
             throw CancellationError()
         } catch is NIOTooManyBytesError {
-            context.logger.error("the upstream's answer is too large", metadata: self.source(nil))
-            throw FlowError(.internalError, "The upstream's answer is larger than \(self.maxAnswerBytes) bytes")
+            context.logger.warning("the upstream's answer is too large", metadata: self.source(nil))
+            throw FlowError(.providerUnavailable, "The upstream's answer is larger than \(self.maxAnswerBytes) bytes")
         } catch {
             if Task.isCancelled { throw CancellationError() }
             context.logger.warning("upstream unreachable", metadata: self.source(nil).merging(["flow.error": "\(error)"]) { $1 })
@@ -83,4 +85,14 @@ struct UpstreamEndpoint: Endpoint {
         if let status { metadata["flow.upstream.status"] = "\(status)" }
         return metadata
     }
+}
+
+extension HTTPClient {
+    /// The client of upstream calls: never follows a redirect, so the caller's identity only ever
+    /// reaches the configured upstream (SPEC §11). Process-wide, like `HTTPClient.shared`.
+    static let upstreams: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 }

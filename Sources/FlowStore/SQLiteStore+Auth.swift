@@ -141,10 +141,25 @@ extension SQLiteStore: AuthStore {
 
     // MARK: Tokens
 
-    public func insertToken(_ token: TokenRecord) async throws {
+    public func insertToken(_ token: TokenRecord, limit: Int) async throws {
         try await self.writer.write { db in
             guard try Int.fetchOne(db, sql: "SELECT 1 FROM auth_user WHERE username = ?", arguments: [token.username]) != nil else {
                 throw FlowError(.doNotExist, "User does not exist")
+            }
+            let held = try Int.fetchOne(
+                db, sql: "SELECT count(*) FROM auth_token WHERE username = ? AND kind = ?", arguments: [token.username, token.kind.rawValue]
+            ) ?? 0
+            if held >= limit {
+                guard token.kind == .session else {
+                    throw FlowError(.rateLimited, "The user has \(held) personal access tokens, the most allowed; revoke one first")
+                }
+                try db.execute(
+                    sql: """
+                        DELETE FROM auth_token WHERE id IN (
+                            SELECT id FROM auth_token WHERE username = ? AND kind = 'session' ORDER BY created LIMIT ?)
+                        """,
+                    arguments: [token.username, held - limit + 1]
+                )
             }
             try db.execute(
                 sql: "INSERT INTO auth_token (id, digest, kind, username, name, scopes, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -71,6 +71,10 @@ public final class SQLiteStore: CollectionStore {
                 """)
         }
         migrator.registerMigration("v3: users, roles and tokens", migrate: Self.createAuthTables)
+        // Counting a user's tokens (the per-user limit) without reading the whole table.
+        migrator.registerMigration("v4: tokens by user") { db in
+            try db.execute(sql: "CREATE INDEX auth_token_by_user ON auth_token (username, kind, created)")
+        }
         return migrator
     }
 

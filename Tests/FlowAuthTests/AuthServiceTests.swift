@@ -106,6 +106,70 @@ struct AuthServiceTests {
         await #expect(throws: FlowError.self) { try await fixture.auth.createToken(for: identity, name: "bad", expires: nil, scopes: ["not a scope"]) }
     }
 
+    /// SPEC §9.2: a token makes only tokens no longer-lived than itself, a token without expiry
+    /// only comes from a password sign-in, and API tokens have a maximum lifetime.
+    @Test func aStolenTokenCannotBeMadePermanent() async throws {
+        let fixture = try AuthFixture()
+        _ = try await fixture.auth.bootstrap(adminPassword: "first-password")
+        _ = try await fixture.auth.createUser(username: "rita", password: "rita-password", roles: ["reader"])
+        let now = fixture.clock.now
+        let (session, _) = try await fixture.auth.login(username: "rita", password: "rita-password", address: nil)
+        let signedIn = try #require(try await fixture.token(session.value))
+        // From a session: the maximum lifetime is the default and the limit.
+        let yearLong = try await fixture.auth.createToken(for: signedIn, name: "a", expires: nil, scopes: nil)
+        #expect(yearLong.record.expires == now + 365 * 86_400)
+        await #expect(throws: FlowError.self) { try await fixture.auth.createToken(for: signedIn, name: "b", expires: now + 400 * 86_400, scopes: nil) }
+        // A token that expires tomorrow makes tokens that expire by tomorrow, and no later.
+        let tomorrow = try await fixture.auth.createToken(for: signedIn, name: "c", expires: now + 86_400, scopes: nil)
+        let stolen = try #require(try await fixture.token(tomorrow.value))
+        let child = try await fixture.auth.createToken(for: stolen, name: "d", expires: nil, scopes: nil)
+        #expect(child.record.expires == now + 86_400)
+        do {
+            _ = try await fixture.auth.createToken(for: stolen, name: "e", expires: now + 2 * 86_400, scopes: nil)
+            Issue.record("a token made a token that outlives it")
+        } catch let error as FlowError {
+            #expect(error.code == .forbidden)
+        }
+        // A token without expiry (the operator's) still makes only tokens that expire.
+        let forever = try await fixture.auth.createToken(username: "rita", name: "ops", expires: nil, scopes: nil)
+        #expect(forever.record.expires == nil, "the operator may make a token without expiry")
+        let fromForever = try await fixture.auth.createToken(for: try #require(try await fixture.token(forever.value)), name: "f", expires: nil, scopes: nil)
+        #expect(fromForever.record.expires == now + 365 * 86_400)
+    }
+
+    /// SPEC §11: every per-principal collection is capped.
+    @Test func scopesTokensAndSessionsPerUserAreCapped() async throws {
+        let fixture = try AuthFixture()
+        var configuration = fixture.auth.configuration
+        configuration.maxScopes = 3
+        configuration.maxTokensPerUser = 2
+        configuration.maxSessionsPerUser = 2
+        let auth = AuthService(store: fixture.store, configuration: configuration, logger: .silent, now: { fixture.clock.now })
+        _ = try await auth.bootstrap(adminPassword: "first-password")
+        func code(_ work: () async throws -> Void) async -> ErrorCode? {
+            do { try await work() } catch let error as FlowError { return error.code } catch { return nil }
+            return nil
+        }
+        #expect(await code { _ = try await auth.createRole(name: "wide", scopes: ["a/*:LIST", "b/*:LIST", "c/*:LIST", "d/*:LIST"]) } == .validationFailed)
+        #expect(await code { _ = try await auth.createRole(name: "ok", scopes: ["a/*:LIST", "b/*:LIST", "c/*:LIST"]) } == nil)
+        #expect(await code { _ = try await auth.createToken(username: "admin", name: "t", expires: nil, scopes: ["a/*:LIST", "b/*:LIST", "c/*:LIST", "d/*:LIST"]) } == .validationFailed)
+        #expect(await code { _ = try await auth.createToken(username: "admin", name: "1", expires: nil, scopes: nil) } == nil)
+        #expect(await code { _ = try await auth.createToken(username: "admin", name: "2", expires: nil, scopes: nil) } == nil)
+        #expect(await code { _ = try await auth.createToken(username: "admin", name: "3", expires: nil, scopes: nil) } == .rateLimited)
+        // Sessions past the cap end the oldest: signing in always works.
+        var sessions: [String] = []
+        for _ in 0..<3 {
+            fixture.advance(1)
+            sessions.append(try await auth.login(username: "admin", password: "first-password", address: nil).0.value)
+        }
+        let alive = await withTaskGroup(of: Bool.self) { group in
+            for session in sessions { group.addTask { (try? await auth.authenticate(.token(session), origin: CallOrigin(transport: .http))) != nil } }
+            return await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+        }
+        #expect(alive == 2)
+        #expect(auth.isRevoked(.token(sessions[0])), "the oldest session ended")
+    }
+
     @Test func basicIsCachedUntilThePasswordChangesEvenFromAnotherProcess() async throws {
         let fixture = try AuthFixture()
         _ = try await fixture.auth.bootstrap(adminPassword: "first-password")

@@ -239,7 +239,7 @@ struct ProviderTests {
         }
     }
 
-    @Test func aMalformedAnswerIsAnInternalErrorAndTheProviderStays() async throws {
+    @Test func aMalformedAnswerIsProviderUnavailableAndTheProviderStays() async throws {
         let recorder = RecordingLogHandler.Store()
         try await LiveGateway.runShipped(logger: recorder.logger(level: .info)) { live in
             try await ScriptedProvider.with(live, registration: Self.registration()) { frame in
@@ -250,7 +250,7 @@ struct ProviderTests {
                 }
             } _: { _ in
                 let (bad, _) = try await Self.call(live, Self.frame("OPEN", objectid: "bad"))
-                #expect(bad.errorcode == .internalError && bad.message == "The provider sent a malformed answer")
+                #expect(bad.errorcode == .providerUnavailable && bad.message == "The provider sent a malformed answer")
                 let (failing, _) = try await Self.call(live, Self.frame("OPEN", objectid: "failing"))
                 #expect(failing.errorcode == .doNotExist && failing.message == "No job j-9" && failing.errorid != nil)
                 let (fine, _) = try await Self.call(live, Self.frame("OPEN", objectid: "ok"))
@@ -288,6 +288,32 @@ struct ProviderTests {
                 #expect(try await register(#"{"namespace":"demo/jobs","methods":["LIST"]}"#).errorcode == .conflict)
                 let listed = try await live.http("/api/system/system/providers/").envelope()
                 #expect(listed.data?.arrayValue?.count == 1)
+            }
+        }
+    }
+
+    /// SPEC §11: what a provider registers is bounded work and bounded size, and a socket holds
+    /// a bounded number of registrations.
+    @Test func registrationsAreBounded() async throws {
+        try await LiveGateway.runShipped(configure: { $0.providers.maxRegistrationsPerSocket = 2; $0.providers.maxSchemaBytes = 2048 }) { live in
+            try await live.webSocket { socket in
+                func register(_ data: String) async throws -> Response {
+                    try await socket.send(#"{"method":"CREATE","namespace":"system/providers","requestid":"g","data":\#(data)}"#)
+                    return try await socket.receive()
+                }
+                // A $ref cycle that never steps into the data would recurse forever: refused, pointer named.
+                let cycle = try await register(##"{"namespace":"demo/c","methods":["RUN"],"schema":{"$defs":{"a":{"allOf":[{"$ref":"#/$defs/a"}]}},"$ref":"#/$defs/a"}}"##)
+                #expect(cycle.errorcode == .validationFailed)
+                #expect(cycle.data?["errors"]?.arrayValue?.first?["path"] == "/schema/$defs/a/allOf/0/$ref", "\(cycle)")
+                let big = try await register(#"{"namespace":"demo/b","methods":["RUN"],"schema":{"description":"\#(String(repeating: "x", count: 3000))"}}"#)
+                #expect(big.errorcode == .validationFailed && big.data?["errors"]?.arrayValue?.first?["path"] == "/schema")
+                #expect(try await register(Self.registration("demo/one")).success)
+                #expect(try await register(Self.registration("demo/two")).success)
+                let third = try await register(Self.registration("demo/three"))
+                #expect(third.errorcode == .rateLimited, "\(third)")
+                // The socket and the gateway are fine: a normal call still answers.
+                try await socket.send(#"{"method":"LIST","namespace":"system/providers","requestid":"l"}"#)
+                #expect(try await socket.receive().data?.arrayValue?.count == 2)
             }
         }
     }

@@ -48,6 +48,14 @@ struct UpstreamTests {
         router.post("huge") { _, _ -> Hummingbird.Response in
             Self.json(#"{"success":true,"data":""# + String(repeating: "x", count: 100_000) + #""}"#)
         }
+        // Points elsewhere: a gateway that followed it would re-POST the caller's identity there.
+        router.post("moved") { _, _ -> Hummingbird.Response in
+            Hummingbird.Response(status: .temporaryRedirect, headers: [.location: "/elsewhere"])
+        }
+        router.post("elsewhere") { _, _ -> Hummingbird.Response in
+            received.bodies.withLock { $0.append("redirected") }
+            return Self.json(#"{"success":true,"data":"followed"}"#)
+        }
         router.post("busy") { _, _ -> Hummingbird.Response in
             Hummingbird.Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "busy")))
         }
@@ -91,6 +99,7 @@ struct UpstreamTests {
             "garbage": #"{"namespace":"demo/garbage","kind":"upstream","upstream":"http://127.0.0.1:\#(port)/garbage","methods":["OPEN"]}"#,
             "busy": #"{"namespace":"demo/busy","kind":"upstream","upstream":"http://127.0.0.1:\#(port)/busy","methods":["OPEN"]}"#,
             "huge": #"{"namespace":"demo/huge","kind":"upstream","upstream":"http://127.0.0.1:\#(port)/huge","methods":["OPEN"]}"#,
+            "moved": #"{"namespace":"demo/moved","kind":"upstream","upstream":"http://127.0.0.1:\#(port)/moved","methods":["OPEN"]}"#,
         ]
         for (name, text) in definitions {
             try Data(text.utf8).write(to: folder.appendingPathComponent("Endpoints/\(name).json"))
@@ -155,7 +164,7 @@ struct UpstreamTests {
     }
 
     @Test func anUpstreamThatIsDownSlowOrAnsweringNonsenseGivesItsCodeInTime() async throws {
-        try await Self.withUpstream { port, _ in
+        try await Self.withUpstream { port, received in
             try await Self.withGateway(upstream: port, down: try await Self.closedPort()) { live in
                 let (down, downTime) = try await ProviderTests.call(live, ProviderTests.frame("OPEN", "demo/down", objectid: "a"))
                 #expect(down.errorcode == .providerUnavailable && downTime < .seconds(3))
@@ -167,13 +176,18 @@ struct UpstreamTests {
                 #expect(slowTime < .milliseconds(1300), "\(slowTime)")
 
                 let (garbage, _) = try await ProviderTests.call(live, ProviderTests.frame("OPEN", "demo/garbage", objectid: "a"))
-                #expect(garbage.errorcode == .internalError && garbage.message == "The upstream sent a malformed answer")
+                // Nonsense from an upstream is its failure, never the gateway's INTERNAL_ERROR (SPEC §11).
+                #expect(garbage.errorcode == .providerUnavailable && garbage.message == "The upstream answered HTTP 200 without a response envelope")
                 let (busy, _) = try await ProviderTests.call(live, ProviderTests.frame("OPEN", "demo/busy", objectid: "a"))
                 #expect(busy.errorcode == .providerUnavailable)
                 // An answer over max_message_bytes (64 KiB here) is not relayed.
                 let (huge, _) = try await ProviderTests.call(live, ProviderTests.frame("OPEN", "demo/huge", objectid: "a"))
-                #expect(huge.errorcode == .internalError && huge.message == "The upstream's answer is larger than 65536 bytes", "\(huge)")
+                #expect(huge.errorcode == .providerUnavailable && huge.message == "The upstream's answer is larger than 65536 bytes", "\(huge)")
+                // A redirect is not followed: the identity reaches only the configured upstream.
+                let (moved, _) = try await ProviderTests.call(live, ProviderTests.frame("OPEN", "demo/moved", objectid: "a"))
+                #expect(moved.errorcode == .providerUnavailable && moved.message == "The upstream answered HTTP 307 without a response envelope", "\(moved)")
 
+                #expect(!received.bodies.withLock { $0.contains("redirected") })
                 // The gateway and the connection are fine afterwards.
                 let (ok, _) = try await ProviderTests.call(live, ProviderTests.frame("RUN", "demo/echo", objectid: "a", data: #"{"n":2}"#))
                 #expect(ok.success)

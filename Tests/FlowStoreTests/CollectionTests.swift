@@ -152,6 +152,27 @@ struct CollectionHarness {
         #expect(object["name"] == "shared")
     }
 
+    /// SPEC §11: LIST parameters are bounded and never reach SQLite's own limits (a 500).
+    @Test func listParametersAreBounded() async throws {
+        let harness = try CollectionHarness()
+        defer { harness.cleanUp() }
+        _ = await harness.call(.create, data: ["name": "core switch"])
+        var manyFields = JSONObject()
+        for index in 0..<2000 { manyFields["f\(index)"] = "x" }
+        #expect(await harness.call(.list, parameters: ["filter": .object(manyFields)]).errorcode == .invalidRequest)
+        var sixteen = JSONObject()
+        for index in 0..<16 { sixteen["f\(index)"] = .null }
+        #expect(await harness.call(.list, parameters: ["filter": .object(sixteen)]).success)
+        #expect(await harness.call(.list, parameters: ["search": .string(String(repeating: "a ", count: 200))]).errorcode == .invalidRequest)
+        #expect(await harness.call(.list, parameters: ["search": "core\u{0}"]).errorcode == .invalidRequest)
+        #expect(await harness.call(.list, parameters: ["cursor": .string(String(repeating: "A", count: 5000))]).errorcode == .invalidRequest)
+        for odd in ["***", "\"", "AND OR NOT", "NEAR(", "😀", "-x", "\u{301}"] {
+            let response = await harness.call(.list, parameters: ["search": .string(odd)])
+            #expect(response.success, "search \(odd.debugDescription): \(response.message ?? "")")
+        }
+        #expect(await harness.call(.list, parameters: ["search": "core"]).data?.arrayValue?.count == 1)
+    }
+
     @Test func listPagingSortFilterAndSearch() async throws {
         let harness = try CollectionHarness()
         defer { harness.cleanUp() }
