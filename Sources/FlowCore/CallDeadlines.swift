@@ -32,14 +32,16 @@ final class CallDeadlines: Sendable {
         self.interval = max(min(timeout / 4, .milliseconds(250)), .milliseconds(5))
     }
 
-    /// Runs `operation` in the current task; when it outlives the timeout the task is cancelled
-    /// and, however the operation ends, the result is a `TIMEOUT` failure.
+    /// Runs `operation` in the current task; when it outlives the timeout the task is cancelled,
+    /// and unless the operation still succeeds the result is a `TIMEOUT` failure. A success
+    /// stands even when late: a write that committed is never reported as `TIMEOUT` (SPEC §11),
+    /// or the client would retry it and write twice.
     func run<T>(_ operation: () async throws -> T) async throws -> T {
         let deadline = ContinuousClock.now + self.timeout
         let id = withUnsafeCurrentTask { task in self.register(CallTask(task), deadline: deadline) }
         let result: Result<T, any Error>
         do { result = .success(try await operation()) } catch { result = .failure(error) }
-        if self.finish(id) {
+        if self.finish(id), case .failure = result {
             throw FlowError(.timeout, "The endpoint did not answer within \(self.timeout.readable)")
         }
         return try result.get()

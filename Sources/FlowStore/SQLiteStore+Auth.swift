@@ -52,7 +52,7 @@ extension SQLiteStore: AuthStore {
     }
 
     public func loadAuth() async throws -> AuthRecords {
-        try self.read(transaction: true) { db in
+        try await self.scan { db in
             let version = try Int64.fetchOne(db, sql: "SELECT value FROM auth_version WHERE id = 1") ?? 0
             let users = try Row.fetchAll(db, sql: "SELECT * FROM auth_user ORDER BY username").map(Self.user)
             let roles = try Row.fetchAll(db, sql: "SELECT * FROM auth_role ORDER BY name").map(Self.role)

@@ -23,8 +23,10 @@ public final class SQLiteStore: CollectionStore {
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
-        // One reader per core: reads run on the calling (cooperative) thread, so there are never more at once.
-        self.init(migrated: pool, readers: try ReadConnections(path: path, count: max(2, ProcessInfo.processInfo.activeProcessorCount)))
+        // Point reads run on the calling (cooperative) thread, so one connection per core is enough;
+        // scans run on their own queues, a few at once, cancelled at their deadline.
+        let cores = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        self.init(migrated: pool, readers: try ReadConnections(path: path, points: cores, scans: max(4, cores)))
     }
 
     /// Uses `writer` (a `DatabasePool`, or a `DatabaseQueue` in tests) for everything and migrates it.
@@ -93,16 +95,23 @@ public final class SQLiteStore: CollectionStore {
     }
 
     public func list(_ collection: CollectionSpec, query: ListQuery) async throws -> ListPage {
-        // The count and the page come from one snapshot.
-        try self.read(transaction: true) { db in try ListStatement(collection: collection, query: query).run(db) }
+        // The count and the page come from one snapshot; the caller's deadline interrupts it.
+        try await self.scan { db in try ListStatement(collection: collection, query: query).run(db) }
     }
 
-    /// Runs a read on the calling thread, on one of the read-only connections. A read takes
-    /// microseconds; GRDB's async `read` would hop to a reader queue and back, and its pool
-    /// costs more per call than the read itself. Writes still go through the writer's queue.
+    /// Runs a point read (bounded work: a row by its key) on the calling thread, on one of the
+    /// read-only connections. It takes microseconds; a hop to a reader queue and back would cost
+    /// more than the read itself. Writes still go through the writer's queue.
     func read<T>(transaction: Bool, _ body: (Database) throws -> T) throws -> T {
         guard let readers = self.readers else { return try self.writer.read(body) }
         return try readers.read(transaction: transaction, body)
+    }
+
+    /// Runs a read whose cost grows with the data off the cooperative pool; cancelling the task
+    /// interrupts it with `CancellationError` (SPEC §11).
+    func scan<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        guard let readers = self.readers else { return try await self.writer.read(body) }
+        return try await readers.scan(body)
     }
 
     // MARK: Writes

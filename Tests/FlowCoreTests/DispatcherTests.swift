@@ -136,6 +136,14 @@ import Testing
         #expect(await self.call(Envelope(method: .open, namespace: Namespace("test/echo"), objectid: "2")).response.success)
     }
 
+    /// SPEC §11: a handler that succeeds after its deadline (a write that committed) is not
+    /// reported as TIMEOUT, or the client would retry it and write twice.
+    @Test func aLateSuccessIsNotATimeout() async {
+        let result = await self.call(Envelope(method: .open, namespace: Namespace("test/echo"), objectid: "1", parameters: ["commit_ms": 2_600]))
+        #expect(result.response.success, "\(result.response)")
+        #expect(result.response.data?["objectid"] == "1")
+    }
+
     /// In a task of its own the call runs in the calling task: a timeout cancels that task,
     /// and the TIMEOUT answer is still delivered.
     @Test func callsInTheirOwnTaskTimeOutToo() async {

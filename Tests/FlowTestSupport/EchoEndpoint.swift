@@ -1,10 +1,12 @@
 public import FlowCore
 public import FlowProtocol
+import Dispatch
 import Synchronization
 
 /// A test endpoint supporting all seven methods. It answers with what it was given:
 /// `{method, objectid, parameters, data, user}`. Parameters steer it:
-/// `sleep_ms` (integer) waits first; `fail: "internal"` throws a non-Flow error whose text must
+/// `sleep_ms` (integer) waits first (cancellable); `commit_ms` works that long whatever happens,
+/// then succeeds (as a committed write does); `fail: "internal"` throws a non-Flow error whose text must
 /// never reach the client; `fail: "missing"` throws `DO_NOT_EXIST`.
 public final class EchoEndpoint: Endpoint {
     public let definition: EndpointDefinition
@@ -39,6 +41,12 @@ public final class EchoEndpoint: Endpoint {
         defer { self.running.withLock { $0.now -= 1 } }
         if case .integer(let milliseconds)? = call.parameters?["sleep_ms"] {
             try await Task.sleep(for: .milliseconds(milliseconds))
+        }
+        // Work that cancellation cannot stop once begun, as a database commit: it ends in success.
+        if case .integer(let milliseconds)? = call.parameters?["commit_ms"] {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(milliseconds))) { continuation.resume() }
+            }
         }
         switch call.parameters?["fail"] {
         case "internal"?: throw SecretError()
