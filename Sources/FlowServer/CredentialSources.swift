@@ -10,17 +10,18 @@ import HummingbirdCore
 enum CredentialSources {
     static let flowAuthToken = HTTPField.Name("Flow-Auth-Token")!
 
-    /// The credential, or nil when there is none. A token given in several places with different
-    /// values is `AMBIGUOUS_REQUEST`; Basic is used only when no token is given.
+    /// The credential, or nil when there is none (an empty token is none, SPEC §2). A request
+    /// that presents two different credentials — Basic and a token, or two different tokens or
+    /// Basic headers — is `AMBIGUOUS_REQUEST` (SPEC §6.4): the gateway never picks one.
     static func credential(headers: HTTPFields, query: FlatDictionary<Substring, Substring>) throws(FlowError) -> Credential? {
         var tokens: [String] = headers[values: Self.flowAuthToken]
-        var basic: String?
+        var basics: [String] = []
         for authorization in headers[values: .authorization] {
             let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
             guard parts.count == 2 else { continue }
             switch parts[0].lowercased() {
             case "bearer": tokens.append(String(parts[1]))
-            case "basic": basic = String(parts[1])
+            case "basic": basics.append(String(parts[1]))
             default: continue
             }
         }
@@ -30,14 +31,28 @@ enum CredentialSources {
             guard tokens.allSatisfy({ $0 == token }) else {
                 throw FlowError(.ambiguousRequest, "The token is given in several places with different values")
             }
+            guard basics.isEmpty else {
+                throw FlowError(.ambiguousRequest, "The request carries both a token and Basic credentials; send one")
+            }
             return .token(token)
         }
-        guard let basic else { return nil }
+        guard let basic = basics.first else { return nil }
+        guard basics.allSatisfy({ $0 == basic }) else {
+            throw FlowError(.ambiguousRequest, "The request carries several different Basic credentials")
+        }
         guard let decoded = Data(base64Encoded: basic).flatMap({ String(data: $0, encoding: .utf8) }),
             let colon = decoded.firstIndex(of: ":")
         else {
             throw FlowError(.unauthenticated, "Malformed Basic credentials")
         }
         return .basic(username: String(decoded[..<colon]), password: String(decoded[decoded.index(after: colon)...]))
+    }
+}
+
+extension HTTPFields {
+    /// Whether the request asked for HTTP Basic (an `Authorization: Basic …` header): only then
+    /// does a 401 carry a Basic challenge (SPEC §6.4).
+    var asksForBasic: Bool {
+        self[values: .authorization].contains { $0.lowercased().hasPrefix("basic ") }
     }
 }

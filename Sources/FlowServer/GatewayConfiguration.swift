@@ -34,6 +34,9 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var drainTimeout: Duration = .seconds(10)
     /// `cors_origins` — browser origins allowed to call the HTTP API (`*` for any).
     public var corsOrigins: [String] = []
+    /// `basic_challenge` — send `WWW-Authenticate: Basic` with every 401, not only to requests
+    /// that sent Basic (SPEC §6.4: off, so browsers are never prompted into ambient credentials).
+    public var basicChallenge = false
     /// `diagnostics_echo` — serve the WebSocket echo route `/diagnostics/echo` (conformance tests).
     public var diagnosticsEcho = false
     /// `assert_formats` — make JSON Schema `format` (date-time, uuid, email) a check, not an annotation.
@@ -162,6 +165,9 @@ extension GatewayConfiguration {
         },
         Key(name: "cors_origins", summary: "origins allowed by CORS, comma-separated or a JSON list; * for any (default none)") { config, value throws(ConfigurationError) in
             config.corsOrigins = try value.list("cors_origins")
+        },
+        Key(name: "basic_challenge", summary: "send WWW-Authenticate: Basic with every 401, not only to requests that sent Basic; makes browsers prompt (default false)") { config, value throws(ConfigurationError) in
+            config.basicChallenge = try value.bool("basic_challenge")
         },
         Key(name: "diagnostics_echo", summary: "serve the WebSocket echo route /diagnostics/echo (default false)") { config, value throws(ConfigurationError) in
             config.diagnosticsEcho = try value.bool("diagnostics_echo")

@@ -74,7 +74,11 @@ struct HTTPTransport: RouterMiddleware {
         if let errorid = response.errorid { headers[Self.flowErrorID] = errorid }
         if let username = result.username { headers[Self.flowUser] = username }
         let status = response.success ? 200 : (response.errorcode?.httpStatus ?? 500)
-        if status == 401 { headers[.wwwAuthenticate] = "Basic realm=\"flowgate\"" }
+        // A challenge only when asked: a browser prompted for Basic caches it, and every cross-site
+        // page could then ride it (SPEC §6.4).
+        if status == 401, self.configuration.basicChallenge || request.headers.asksForBasic {
+            headers[.wwwAuthenticate] = "Basic realm=\"flowgate\""
+        }
         self.addCORSHeaders(for: request, to: &headers)
         return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: response.encoded())))
     }

@@ -212,7 +212,8 @@ struct HTTPTransportTests {
         try await LiveGateway.run(endpoints: Self.endpoints, authenticator: authenticator, policy: ExactScopePolicy()) { live in
             let anonymous = try await live.http("/api/test/test/echo/", headers: [.flowRequestID: "r9"])
             #expect(anonymous.head.status == .unauthorized)
-            #expect(anonymous.headers[.wwwAuthenticate] == #"Basic realm="flowgate""#)
+            // No challenge unless the request asked for Basic: a browser is never prompted (SPEC §6.4).
+            #expect(anonymous.headers[.wwwAuthenticate] == nil)
             #expect(anonymous.headers[.flowRequestID] == "r9")
             let failure = try anonymous.envelope()
             #expect(failure.errorcode == .unauthenticated)
@@ -228,6 +229,26 @@ struct HTTPTransportTests {
             #expect(basic.headers[.flowUser] == "admin")
             let wrongPassword = try await live.http("/api/test/test/echo/", headers: [.authorization: "Basic YWxpY2U6bm9wZQ=="])
             #expect(wrongPassword.head.status == .unauthorized)
+            #expect(wrongPassword.headers[.wwwAuthenticate] == #"Basic realm="flowgate""#)
+            let wrongToken = try await live.http("/api/test/test/echo/", headers: [.authorization: "Bearer nope"])
+            #expect(wrongToken.head.status == .unauthorized && wrongToken.headers[.wwwAuthenticate] == nil)
+
+            // Two different credentials are ambiguous, never "pick the valid one" (SPEC §6.4).
+            var both = HTTPFields([HTTPField(name: .authorization, value: "Basic YWxpY2U6d29uZGVybGFuZA==")])
+            both[.flowAuthToken] = "admin-token"
+            let ambiguous = try await live.http("/api/test/test/echo/", headers: both)
+            #expect(ambiguous.head.status == .badRequest)
+            #expect(try ambiguous.envelope().errorcode == .ambiguousRequest)
+            let withQueryToken = try await live.http("/api/test/test/echo/?token=reader-token", headers: [.authorization: "Basic YWxpY2U6d29uZGVybGFuZA=="])
+            #expect(try withQueryToken.envelope().errorcode == .ambiguousRequest)
+            var twoBasics = HTTPFields([HTTPField(name: .authorization, value: "Basic YWxpY2U6d29uZGVybGFuZA==")])
+            twoBasics.append(HTTPField(name: .authorization, value: "Basic YWxpY2U6bm9wZQ=="))
+            #expect(try await live.http("/api/test/test/echo/", headers: twoBasics).envelope().errorcode == .ambiguousRequest)
+            // The same token twice is one credential; an empty token is none (SPEC §2).
+            #expect(try await live.http("/api/test/test/echo/?token=admin-token", headers: [.flowAuthToken: "admin-token"]).envelope().success)
+            var emptyToken = HTTPFields([HTTPField(name: .authorization, value: "Basic YWxpY2U6d29uZGVybGFuZA==")])
+            emptyToken[.flowAuthToken] = ""
+            #expect(try await live.http("/api/test/test/echo/?token=", headers: emptyToken).envelope().success)
             let malformedBasic = try await live.http("/api/test/test/echo/", headers: [.authorization: "Basic !!not-base64"])
             #expect(malformedBasic.head.status == .unauthorized)
             #expect(try malformedBasic.envelope().errorcode == .unauthenticated)

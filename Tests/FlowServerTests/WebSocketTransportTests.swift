@@ -207,6 +207,21 @@ struct WebSocketTransportTests {
         #expect(authenticator.credentialsSeen.contains(.token("frame-token")))
     }
 
+    /// SPEC §6.4: an upgrade with two different credentials is refused, never "pick one".
+    @Test func anUpgradeWithTwoCredentialsIsRefused() async throws {
+        try await LiveGateway.run { live in
+            for extra in ["Authorization: Basic YWxpY2U6d29uZGVybGFuZA==\r\n", "Flow-Auth-Token: other\r\n"] {
+                let raw = try await RawSocket.connect(port: live.port)
+                let request = RawSocket.upgradeRequest("/ws?token=one").replacing("\r\n\r\n", with: "\r\n" + extra + "\r\n")
+                try await raw.write(request)
+                #expect(try await raw.waitFor(timeout: .seconds(5)) { String(decoding: $0, as: UTF8.self).contains("\r\n\r\n") })
+                let head = String(decoding: raw.bytes, as: UTF8.self)
+                #expect(head.hasPrefix("HTTP/1.1 400"), "\(head.prefix(80))")
+                await raw.close()
+            }
+        }
+    }
+
     @Test func socketAtANamespacePathUsesItAsTheDefault() async throws {
         try await LiveGateway.run(endpoints: [EchoEndpoint(), EchoEndpoint("test/other")]) { live in
             try await live.webSocket("/ws/test/echo/") { socket in
