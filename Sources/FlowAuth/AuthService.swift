@@ -179,6 +179,14 @@ public final class AuthService: Authenticator, RevocableCredentials {
         }
     }
 
+    public func currentIdentity(_ credential: Credential) -> Identity? {
+        guard !self.isRevoked(credential) else { return nil }
+        switch credential {
+        case .token(let value): return self.current.identity(digest: Secrets.digest(value), now: self.now())
+        case .basic(let username, _): return self.current.users[username]?.identity
+        }
+    }
+
     public func isRevoked(_ credential: Credential) -> Bool {
         let directory = self.current
         switch credential {

@@ -68,6 +68,9 @@ public protocol RevocableCredentials: Sendable {
     /// Whether `credential` was revoked, has expired, or its user was disabled or deleted.
     /// Cheap (no password hashing); false when it cannot tell.
     func isRevoked(_ credential: Credential) -> Bool
+    /// Who `credential` stands for now, with the scopes they have now (roles change); nil when it
+    /// was revoked. Cheap (no password hashing): for what was authenticated before.
+    func currentIdentity(_ credential: Credential) -> Identity?
     /// Calls `body` after every change that may have revoked a credential, until the task is cancelled.
     func watchRevocations(_ body: @Sendable () async -> Void) async
 }

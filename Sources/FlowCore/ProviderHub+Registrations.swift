@@ -112,23 +112,41 @@ extension ProviderHub {
         self.perform(resumes)
     }
 
-    /// Unregisters the providers whose registering credential was revoked and closes their
-    /// sockets with 4001 (SPEC §5.3).
-    public func closeRevoked(_ isRevoked: (Credential) -> Bool) async {
+    /// Checks every registration against what its registering credential allows now (after a
+    /// change to users, roles or tokens). A revoked credential loses its registrations and its
+    /// socket is closed with 4001 (SPEC §5.3); one that no longer has the `provide:` scope for
+    /// the namespace loses that registration at once, and its socket is closed with 4003 when it
+    /// has no registration left (SPEC §11). Its pending calls answer as when a provider leaves.
+    public func recheck(_ currentIdentity: (Credential) -> Identity?) async {
         let now = ContinuousClock.now
-        let (connections, resumes) = self.state.withLock { state -> ([Int: any ConnectionHandle], [Resume]) in
-            var connections: [Int: any ConnectionHandle] = [:]
+        let (closing, resumes) = self.state.withLock { state -> ([Int: (any ConnectionHandle, UInt16)], [Resume]) in
+            var closing: [Int: (any ConnectionHandle, UInt16)] = [:]
+            var withdrawn: [Int: any ConnectionHandle] = [:]
             var resumes: [Resume] = []
-            for (id, registration) in state.registrations where registration.credential.map(isRevoked) ?? false {
-                connections[registration.connection.id] = registration.connection
-                resumes += state.remove(registration: id, now: now)
+            for (id, registration) in state.registrations {
+                guard let credential = registration.credential else { continue }
+                guard let identity = currentIdentity(credential) else {
+                    closing[registration.connection.id] = (registration.connection, 4001)
+                    resumes += state.remove(registration: id, now: now)
+                    continue
+                }
+                if !identity.grants.allowProviding(registration.namespace) {
+                    withdrawn[registration.connection.id] = registration.connection
+                    resumes += state.remove(registration: id, now: now)
+                }
             }
-            return (connections, resumes)
+            for (connection, handle) in withdrawn where closing[connection] == nil {
+                if !state.registrations.values.contains(where: { $0.connection.id == connection }) { closing[connection] = (handle, 4003) }
+            }
+            return (closing, resumes)
         }
         self.perform(resumes)
-        for connection in connections.values {
-            self.logger.notice("closing a provider socket: its credential was revoked", metadata: ["flow.connection": "\(connection.id)"])
-            await connection.close(code: 4001, reason: "Credential revoked or expired")
+        for (connection, code) in closing.values {
+            self.logger.notice(
+                code == 4001 ? "closing a provider socket: its credential was revoked" : "closing a provider socket: its provide scope was withdrawn",
+                metadata: ["flow.connection": "\(connection.id)"]
+            )
+            await connection.close(code: code, reason: code == 4001 ? "Credential revoked or expired" : "The provide: scope was withdrawn")
         }
     }
 

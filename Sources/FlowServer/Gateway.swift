@@ -210,8 +210,9 @@ struct RevocationWatch: Service {
         await cancelWhenGracefulShutdown {
             await self.credentials.watchRevocations {
                 await self.connections.closeRevoked()
-                // A provider may have registered with a frame's token rather than the socket's.
-                await self.providers.closeRevoked(self.credentials.isRevoked)
+                // A provider may have registered with a frame's token rather than the socket's, and
+                // may have lost its provide: scope while its credential stays good (SPEC §11).
+                await self.providers.recheck(self.credentials.currentIdentity)
             }
         }
     }

@@ -9,6 +9,7 @@ import Logging
 import NIOWebSocket
 import Synchronization
 import Testing
+import WSCore
 
 /// SPEC §5.4 through real sockets on the gateway `flowgate serve` builds: providers register,
 /// are called over WebSocket and HTTP, and every way a call to them can fail answers with its
@@ -315,6 +316,31 @@ struct ProviderTests {
                 try await socket.send(#"{"method":"LIST","namespace":"system/providers","requestid":"l"}"#)
                 #expect(try await socket.receive().data?.arrayValue?.count == 2)
             }
+        }
+    }
+
+    /// SPEC §11: a provider whose identity loses the provide: scope loses its registration at
+    /// once (callers get PROVIDER_UNAVAILABLE, nothing more reaches it), and a socket with no
+    /// registration left is closed with 4003.
+    @Test func aProviderThatLosesItsProvideScopeLosesItsRegistration() async throws {
+        try await LiveGateway.runShipped(configure: { $0.providers.gracePeriod = .seconds(10) }) { live in
+            let json: HTTPFields = [.contentType: "application/json"]
+            #expect(try await live.http("/api/auth/auth/roles/", method: .post, headers: json, body: #"{"name":"prov","scopes":["provide:demo/*"]}"#).envelope().success)
+            #expect(try await live.http("/api/auth/auth/users/", method: .post, headers: json, body: #"{"username":"pia","password":"pia-password","roles":["prov"]}"#).envelope().success)
+            let pia: HTTPFields = [.authorization: "Basic " + Data("pia:pia-password".utf8).base64EncodedString()]
+            let close = try await live.webSocket(headers: pia) { socket in
+                try await socket.send(#"{"method":"CREATE","namespace":"system/providers","requestid":"g","data":\#(Self.registration("demo/jobs"))}"#)
+                #expect(try await socket.receive().success)
+                #expect(try await live.http("/api/system/system/providers/").envelope().data?.arrayValue?.count == 1)
+                // The role keeps a call scope but loses provide:.
+                let changed = try await live.http("/api/auth/auth/roles/prov", method: .put, headers: json, body: #"{"scopes":["demo/*:LIST"]}"#)
+                #expect(try changed.envelope().success)
+                try await socket.expectClosedByServer(within: .seconds(5))
+            }
+            #expect(close?.closeCode == WebSocketErrorCode(codeNumber: 4003))
+            #expect(try await live.http("/api/system/system/providers/").envelope().data?.arrayValue?.count == 0)
+            let (call, _) = try await Self.call(live, Self.frame("LIST"))
+            #expect(call.errorcode == .providerUnavailable)
         }
     }
 
