@@ -159,8 +159,7 @@ public final class Dispatcher: Sendable {
         guard envelope.namespace != nil || request.unresolvedPath else {
             throw FlowError(.invalidRequest, "Field 'namespace' is required")
         }
-        var endpoint = request.unresolvedPath ? nil : envelope.namespace.flatMap { self.registry.endpoint(for: $0) }
-        if let application = request.application, endpoint?.definition.application != application { endpoint = nil }
+        let endpoint = self.endpoint(for: request)
         let isPublic = endpoint?.definition.isPublic(envelope.method) ?? false
 
         let identity = try await self.authenticate(request.origin, isPublic: isPublic)
@@ -197,6 +196,28 @@ public final class Dispatcher: Sendable {
             return (reply, identity)
         } catch {
             throw IdentifiedFailure(underlying: error, identity: identity)
+        }
+    }
+
+    /// The endpoint a call names (step 5): nil when none has its namespace, or the URL named
+    /// another application.
+    func endpoint(for request: CallRequest) -> (any Endpoint)? {
+        guard !request.unresolvedPath, let namespace = request.envelope.namespace, let endpoint = self.registry.endpoint(for: namespace) else { return nil }
+        if let application = request.application, endpoint.definition.application != application { return nil }
+        return endpoint
+    }
+
+    /// SPEC §11: whether an HTTP request's body may be read, decided from its head alone (`call`
+    /// is nil when the head could not be decoded): yes for a public method, otherwise only once
+    /// the caller is authenticated. The refusal, if any, is the failure to answer with; the body
+    /// of a caller nobody knows is never buffered.
+    public func refusalBeforeBody(_ call: CallRequest?, origin: CallOrigin) async -> FlowError? {
+        if let call, self.endpoint(for: call)?.definition.isPublic(call.envelope.method) == true { return nil }
+        do {
+            _ = try await self.authenticate(origin, isPublic: false)
+            return nil
+        } catch {
+            return error
         }
     }
 

@@ -6,6 +6,7 @@ import FlowSchema
 import FlowStore
 import Foundation
 public import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 public import Logging
 import NIOCore
@@ -30,6 +31,8 @@ public struct Gateway: Sendable {
     /// The Hummingbird application serving HTTP and WebSocket.
     public let application: Application<RouterResponder<GatewayRequestContext>>
     let connections: ConnectionRegistry
+    /// Open TCP connections, HTTP and WebSocket alike (`max_connections`).
+    let openConnections = ConnectionCount()
     let logger: Logger
     /// Services that run beside the server (auth housekeeping, the revocation watch).
     let backgroundServices: [any Service]
@@ -94,9 +97,31 @@ public struct Gateway: Sendable {
             closeTimeout: .seconds(5),
             validateUTF8: true
         )
+        // Heads at most max_head_bytes, connections counted and reaped (SPEC §11).
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ExchangeObserver()],
+            idleTimeout: nil,
+            // The guard counts the head's bytes exactly; the decoder's limits are only a backstop.
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: 2 * configuration.maxHeadBytes, maxHeaderListSize: 2 * configuration.maxHeadBytes, maxHeaderFieldCount: 1000
+            )
+        )
+        let limits = ConnectionLimits(
+            idleTimeout: configuration.idleTimeout, headTimeout: configuration.headTimeout, maxHeadBytes: configuration.maxHeadBytes,
+            maxConnections: configuration.maxConnections, open: self.openConnections
+        )
+        let webSocketResponder = router.buildResponder()
+        let server = HTTPServerBuilder { responder in
+            GuardedChannel(
+                inner: HTTP1WebSocketUpgradeChannel(
+                    responder: responder, webSocketResponder: webSocketResponder, configuration: .init(http1: http1, ws: webSocket)
+                ),
+                limits: limits
+            )
+        }
         self.application = Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: webSocket)),
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger

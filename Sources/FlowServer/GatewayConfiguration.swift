@@ -24,6 +24,14 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var maxInFlightPerSocket = 128
     /// `max_sockets` — open WebSockets.
     public var maxSockets = 10_000
+    /// `max_connections` — open TCP connections, HTTP and WebSocket alike; past it a new one is closed at once.
+    public var maxConnections = 12_000
+    /// `idle_timeout_ms` — how long an HTTP connection may wait for its client between requests or within a body.
+    public var idleTimeout: Duration = .seconds(60)
+    /// `head_timeout_ms` — how long a request head may take to arrive once it started.
+    public var headTimeout: Duration = .seconds(10)
+    /// `max_head_bytes` — the largest request head (request line and headers).
+    public var maxHeadBytes = 16_384
     /// `max_json_depth` — deepest JSON nesting accepted.
     public var maxJSONDepth = JSONValue.defaultMaxDepth
     /// `call_timeout_ms` — how long a handler may take.
@@ -150,6 +158,18 @@ extension GatewayConfiguration {
         },
         Key(name: "max_sockets", summary: "open WebSockets (default 10000)") { config, value throws(ConfigurationError) in
             config.maxSockets = try value.integer("max_sockets", in: 1...10_000_000)
+        },
+        Key(name: "max_connections", summary: "open TCP connections, HTTP and WebSocket alike; past it a new connection is closed at once (default 12000)") { config, value throws(ConfigurationError) in
+            config.maxConnections = try value.integer("max_connections", in: 1...10_000_000)
+        },
+        Key(name: "idle_timeout_ms", summary: "how long an HTTP connection may wait for its client between requests or within a body before it is closed, in ms (default 60000)") { config, value throws(ConfigurationError) in
+            config.idleTimeout = .milliseconds(try value.integer("idle_timeout_ms", in: 100...86_400_000))
+        },
+        Key(name: "head_timeout_ms", summary: "how long a request head may take to arrive once it started, in ms; later is 408 and a close (default 10000)") { config, value throws(ConfigurationError) in
+            config.headTimeout = .milliseconds(try value.integer("head_timeout_ms", in: 100...3_600_000))
+        },
+        Key(name: "max_head_bytes", summary: "largest request head (request line and headers) in bytes; larger is 431 and a close (default 16384)") { config, value throws(ConfigurationError) in
+            config.maxHeadBytes = try value.integer("max_head_bytes", in: 1024...(1 << 20))
         },
         Key(name: "max_json_depth", summary: "deepest JSON nesting (default 64)") { config, value throws(ConfigurationError) in
             config.maxJSONDepth = try value.integer("max_json_depth", in: 1...10_000)

@@ -9,8 +9,11 @@ import HummingbirdCore
 /// application, endpoint and maybe the object id; the other fields come from `Flow-Request-*`
 /// headers or the query string; `data` is the body.
 ///
-/// Failures come out in SPEC §3's order: body (`INVALID_JSON`), shape (`INVALID_REQUEST`,
-/// `UNKNOWN_METHOD`), then verb and sources (`METHOD_NOT_ALLOWED`, `AMBIGUOUS_REQUEST`).
+/// The head (URL and headers) and the body are decoded apart, so that a transport can refuse an
+/// unauthenticated request before reading its body; ``call(head:body:contentType:)`` puts them
+/// together with the failures in SPEC §3's order: body (`INVALID_JSON`), shape
+/// (`INVALID_REQUEST`, `UNKNOWN_METHOD`), then verb and sources (`METHOD_NOT_ALLOWED`,
+/// `AMBIGUOUS_REQUEST`).
 struct HTTPCallDecoder {
     static let objectIDHeader = HTTPField.Name("Flow-Request-ObjectId")!
     static let namespaceHeader = HTTPField.Name("Flow-Request-Namespace")!
@@ -26,8 +29,35 @@ struct HTTPCallDecoder {
     let registry: EndpointRegistry
     let maxJSONDepth: Int
 
-    /// The call for `request`, whose path after `/api/` is `apiPath` and whose body is `body`.
-    func decode(_ request: Request, apiPath: Substring, body: ByteBuffer, clientAddress: String?) throws(Failure) -> CallRequest {
+    /// The call for `request` from its head and its `body` (failures in SPEC §3's order).
+    func call(head: Result<CallRequest, Failure>, body: ByteBuffer, contentType: String?) throws(Failure) -> CallRequest {
+        let data: JSONValue?
+        do throws(FlowError) {
+            data = try self.decodeBody(body, contentType: contentType)
+        } catch {
+            // (1) the body comes first; the request id is known if the head had one.
+            let requestid: FlowProtocol.RequestID? = switch head {
+            case .success(let call): call.envelope.requestid
+            case .failure(let failure): failure.requestid
+            }
+            throw Failure(error: error, requestid: requestid)
+        }
+        var call = try head.get()
+        call.envelope.data = data
+        return call
+    }
+
+    /// The call for `request` without its body: what the URL and the headers say (SPEC §6.1–§6.3),
+    /// the request's path after `/api/` being `apiPath`.
+    func decodeHead(_ request: Request, apiPath: Substring, clientAddress: String?) -> Result<CallRequest, Failure> {
+        do throws(Failure) {
+            return .success(try self.head(request, apiPath: apiPath, clientAddress: clientAddress))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func head(_ request: Request, apiPath: Substring, clientAddress: String?) throws(Failure) -> CallRequest {
         let headers = request.headers
         let query = request.uri.queryParameters
         var sources = FieldSources()
@@ -43,11 +73,7 @@ struct HTTPCallDecoder {
         }
         func fail(_ error: FlowError) -> Failure { Failure(error: error, requestid: requestid) }
 
-        // (1) the body
-        let data: JSONValue?
-        do throws(FlowError) { data = try self.decodeBody(body, contentType: headers[.contentType]) } catch { throw fail(error) }
-
-        // (2) the envelope's shape, read from path, headers and query
+        // (2) the envelope's shape (the body, step 1, is decoded apart), read from path, headers and query
         let target = self.resolve(apiPath)
         let methodText = sources.single(headers[values: Self.methodHeader], query.getAll("method"), field: "method")
         var objectIDs = headers[values: Self.objectIDHeader] + query.getAll("objectid")
@@ -94,7 +120,7 @@ struct HTTPCallDecoder {
 
         let envelope = Envelope(
             method: resolvedMethod, namespace: namespace, objectid: objectid, token: nil,
-            parameters: parameters, data: data, requestid: requestid
+            parameters: parameters, data: nil, requestid: requestid
         )
         return CallRequest(
             envelope: envelope,

@@ -35,9 +35,19 @@ struct HTTPTransport: RouterMiddleware {
         if request.method == .options { return self.preflight(request) }
 
         let result: DispatchResult
+        // A request answered without its body being read closes its connection, so that the
+        // body is not drained (a client that means well sends it again on a new one).
+        var closing = false
         do {
-            let body = try await self.collectBody(request)
-            let call = try self.decoder.decode(request, apiPath: apiPath, body: body, clientAddress: context.clientAddress)
+            let head = self.decoder.decodeHead(request, apiPath: apiPath, clientAddress: context.clientAddress)
+            let body: ByteBuffer
+            do {
+                body = try await self.collectBody(request, head: head, clientAddress: context.clientAddress)
+            } catch {
+                closing = true
+                throw error
+            }
+            let call = try self.decoder.call(head: head, body: body, contentType: request.headers[.contentType])
             if let namespace = call.envelope.namespace, self.dispatcher.registry.endpoint(for: namespace)?.handlesOwnTimeout == true {
                 // A provider or upstream may take long: a client that hangs up cancels the call.
                 result = await self.hangUps.run(on: context.channel) { await self.dispatcher.dispatch(call, runsInOwnTask: true) { $0 } }
@@ -48,17 +58,41 @@ struct HTTPTransport: RouterMiddleware {
             let origin = CallOrigin(transport: .http, clientAddress: context.clientAddress)
             result = DispatchResult(response: self.dispatcher.failure(failure.error, requestid: failure.requestid, origin: origin))
         }
-        return self.response(result, for: request)
+        var response = self.response(result, for: request)
+        if closing { response.headers[.connection] = "close" }
+        return response
     }
 
-    /// The body, at most `max_message_bytes` of it (`PAYLOAD_TOO_LARGE` past that).
-    private func collectBody(_ request: Request) async throws -> ByteBuffer {
+    /// The body, at most `max_message_bytes` of it (`PAYLOAD_TOO_LARGE` past that), read only
+    /// when the caller may send one (SPEC §11: see ``Dispatcher/refusalBeforeBody(_:origin:)``).
+    private func collectBody(_ request: Request, head: Result<CallRequest, HTTPCallDecoder.Failure>, clientAddress: String?) async throws -> ByteBuffer {
         let limit = self.configuration.maxMessageBytes
-        let tooLarge = HTTPCallDecoder.Failure(
-            error: FlowError(.payloadTooLarge, "The body is larger than \(limit) bytes"),
-            requestid: request.headers[HTTPCallDecoder.requestIDHeader].map { .string($0) }
-        )
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit { throw tooLarge }
+        let requestid: FlowProtocol.RequestID? = switch head {
+        case .success(let call): call.envelope.requestid
+        case .failure(let failure): failure.requestid
+        }
+        let tooLarge = HTTPCallDecoder.Failure(error: FlowError(.payloadTooLarge, "The body is larger than \(limit) bytes"), requestid: requestid)
+        let length = request.headers[.contentLength].flatMap { Int($0) }
+        if let length, length > limit { throw tooLarge }
+        guard (length ?? 0) > 0 || request.headers[.transferEncoding] != nil else { return ByteBuffer() }
+        let origin: CallOrigin
+        switch head {
+        case .success(let call):
+            origin = call.origin
+        case .failure:
+            // The head is wrong in some way, but whoever sends a body must still be known first.
+            do {
+                origin = CallOrigin(
+                    transport: .http, credential: try CredentialSources.credential(headers: request.headers, query: request.uri.queryParameters),
+                    clientAddress: clientAddress
+                )
+            } catch {
+                throw HTTPCallDecoder.Failure(error: error, requestid: requestid)
+            }
+        }
+        if let refusal = await self.dispatcher.refusalBeforeBody(try? head.get(), origin: origin) {
+            throw HTTPCallDecoder.Failure(error: refusal, requestid: requestid)
+        }
         do {
             return try await request.body.collect(upTo: limit)
         } catch let error as HTTPError where error.status == .contentTooLarge {

@@ -182,7 +182,8 @@ import Testing
     }
 
     @Test func drainingRefusesNewCallsAndWaitsForRunningOnes() async {
-        async let slow = self.call(Envelope(method: .open, namespace: Namespace("test/echo"), objectid: "1", parameters: ["sleep_ms": 100]))
+        // Long enough that a loaded machine checks before it ends, short of the 2 s timeout.
+        async let slow = self.call(Envelope(method: .open, namespace: Namespace("test/echo"), objectid: "1", parameters: ["sleep_ms": 1_000]))
         while self.echo.totalCalls == 0 { await Task.yield() }
         self.dispatcher.beginDraining()
         #expect(await self.call(Envelope(method: .list, namespace: Namespace("test/echo"))).response.errorcode == .shuttingDown)

@@ -38,6 +38,18 @@ final class RawSocket: Sendable {
 
     var bytes: [UInt8] { self.received.bytes.withLock { $0 } }
 
+    /// Whether the server closed the connection (or it was closed here).
+    var isClosed: Bool { !self.channel.isActive }
+
+    /// Waits (polling, bounded) until the connection is closed; whether it was.
+    func waitForClose(timeout: Duration) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !self.isClosed && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        return self.isClosed
+    }
+
+    var text: String { String(decoding: self.bytes, as: UTF8.self) }
+
     /// Waits (polling, bounded) until the received bytes satisfy `condition`.
     func waitFor(timeout: Duration, _ condition: ([UInt8]) -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout

@@ -16,9 +16,10 @@ struct ShutdownTests {
     /// Drain: calls in flight finish, new calls answer SHUTTING_DOWN, then sockets close with 1001.
     @Test func drainFinishesRunningCallsThenClosesWith1001() async throws {
         let echo = EchoEndpoint()
-        try await LiveGateway.run(endpoints: [echo]) { live in
+        // The slow call outlasts what a loaded machine takes to send the late one, within the drain.
+        try await LiveGateway.run(configure: { $0.drainTimeout = .seconds(20) }, endpoints: [echo]) { live in
             let close = try await live.webSocket { socket in
-                try await socket.send(#"{"method":"OPEN","namespace":"test/echo","objectid":"slow","requestid":"slow","parameters":{"sleep_ms":400}}"#)
+                try await socket.send(#"{"method":"OPEN","namespace":"test/echo","objectid":"slow","requestid":"slow","parameters":{"sleep_ms":2000}}"#)
                 while echo.totalCalls == 0 { try await Task.sleep(for: .milliseconds(5)) }
                 await live.group.triggerGracefulShutdown()
                 while !live.gateway.dispatcher.isDraining { try await Task.sleep(for: .milliseconds(5)) }
