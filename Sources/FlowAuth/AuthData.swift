@@ -11,6 +11,16 @@ enum AuthData {
         do { return try JSONSchema(value) } catch { preconditionFailure("built-in schema: \(error)") }
     }
 
+    /// The validators of `definition`'s methods that carry data, compiled from the very schemas
+    /// the OpenAPI document publishes: what is documented is exactly what is checked.
+    static func validators(_ definition: EndpointDefinition) -> [FlowProtocol.Method: JSONSchema] {
+        var validators: [FlowProtocol.Method: JSONSchema] = [:]
+        for method in definition.methods where method.requiresData {
+            if let schema = definition.schema(for: method) { validators[method] = Self.schema(schema) }
+        }
+        return validators
+    }
+
     /// The members of `data`, which the dispatcher has checked against the method's schema
     /// (``Endpoint/validator(for:)``); every such schema requires an object.
     static func fields(_ data: JSONValue?) throws(FlowError) -> JSONObject {
@@ -27,10 +37,10 @@ enum AuthData {
     /// An RFC 3339 time in `data[key]` as seconds since 1970; nil when absent or null.
     static func time(_ value: JSONValue?, path: String) throws -> Double? {
         guard let text = value?.stringValue else { return nil }
-        for style in [Date.ISO8601FormatStyle(includingFractionalSeconds: true), Date.ISO8601FormatStyle()] {
-            if let date = try? style.parse(text) { return date.timeIntervalSince1970 }
+        guard let seconds = RFC3339.seconds(text) else {
+            throw FlowError.validationFailed([DataProblem(path: path, message: "must be an RFC 3339 date-time such as 2030-01-31T12:00:00Z")])
         }
-        throw FlowError.validationFailed([DataProblem(path: path, message: "must be an RFC 3339 date-time such as 2030-01-31T12:00:00Z")])
+        return seconds
     }
 
     static func timestamp(_ seconds: Double) -> JSONValue {
@@ -96,13 +106,28 @@ enum AuthData {
     ]
 
     static let stringList: JSONValue = ["type": "array", "items": ["type": "string"]]
+    /// A new password: 8 to 1024 characters (bcrypt, pre-hashed when longer than bcrypt reads).
+    static let password: JSONValue = ["type": "string", "minLength": 8, "maxLength": 1024]
+    /// A password being checked (a login, the old password): any, up to the longest one can set.
+    static let givenPassword: JSONValue = ["type": "string", "maxLength": 1024]
+    /// A user name (``AuthService/checkUsername(_:)``).
+    static let username: JSONValue = ["type": "string", "pattern": "^[A-Za-z0-9_.@-]{1,64}$"]
+    /// A role name: one namespace segment (``AuthService/checkRoleName(_:)``).
+    static let roleName: JSONValue = ["type": "string", "maxLength": 200, "pattern": "^[a-z0-9][a-z0-9_.-]*$"]
+    /// A list of role names.
+    static let roleList: JSONValue = ["type": "array", "maxItems": 64, "items": Self.roleName]
+
+    private static let segmentPattern = "(\\*|[a-z0-9][a-z0-9_.-]*)"
+    private static let namespacePattern = "\(segmentPattern)(/\(segmentPattern)){0,7}"
+    private static let methodPattern = "(LIST|OPEN|UPDATE|DELETE|INDEX|CREATE|RUN)"
+    /// A scope (SPEC §9.3, ``Scope``): `<namespace pattern>:<methods>` or `provide:<namespace pattern>`.
+    static let scope: JSONValue = [
+        "type": "string", "maxLength": .integer(Int64(AuthService.maxScopeLength)),
+        "pattern": .string("^(provide:\(namespacePattern)|\(namespacePattern):(\\*|\(methodPattern)(,\(methodPattern))*))$"),
+    ]
 
     /// A list of scopes as a request may give it: at most `max_scopes` (SPEC §11).
     static func scopeList(_ auth: AuthService, nullable: Bool = false) -> JSONValue {
-        [
-            "type": nullable ? ["array", "null"] : "array", "maxItems": .integer(Int64(auth.configuration.maxScopes)),
-            "items": ["type": "string", "minLength": 1, "maxLength": 300],
-        ]
+        ["type": nullable ? ["array", "null"] : "array", "maxItems": .integer(Int64(auth.configuration.maxScopes)), "items": Self.scope]
     }
-    static let password: JSONValue = ["type": "string", "minLength": 8]
 }

@@ -24,10 +24,11 @@ extension AuthService {
         return (token, user.identity)
     }
 
-    /// `DELETE auth/session current`: ends the session that made the call.
+    /// `DELETE auth/session current`: ends the session that made the call (a call made with
+    /// anything else has no session: `DO_NOT_EXIST`).
     public func logout(_ identity: Identity) async throws {
         guard let id = identity.tokenID, self.current.tokens[id]?.record.kind == .session else {
-            throw FlowError(.invalidRequest, "The call was not made with a session token")
+            throw FlowError(.doNotExist, "The call was not made with a session token: there is no session to end")
         }
         _ = try await self.store.deleteToken(id: id)
         try await self.refresh()
@@ -75,7 +76,8 @@ extension AuthService {
     /// SPEC §9.2: when a new token made over the API expires. A password sign-in (a session, or
     /// Basic) may ask for any time within the maximum lifetime, which is also the default. A
     /// personal access token may make only tokens that expire, and no later than itself: a stolen
-    /// token cannot be made permanent.
+    /// token cannot be made permanent. A later time than allowed is shortened to the limit (the
+    /// answer shows the expiry the token has); a time in the past is `VALIDATION_FAILED`.
     func lifetime(_ requested: Double?, for identity: Identity) throws -> Double? {
         let now = self.now()
         let maximum = self.configuration.tokenMaxLifetime.map { now + $0 / .seconds(1) }
@@ -92,14 +94,7 @@ extension AuthService {
             return limit
         }
         _ = try self.future(requested)
-        if madeByToken, let limit, requested > limit {
-            throw FlowError(.forbidden, "A token cannot make a token that outlives it")
-        }
-        if let maximum, requested > maximum {
-            let days = (self.configuration.tokenMaxLifetime ?? .zero) / .seconds(86_400)
-            throw FlowError.validationFailed([DataProblem(path: "/expires", message: "must be within \(Int(days)) days (the longest a token may live)")])
-        }
-        return requested
+        return limit.map { min($0, requested) } ?? requested
     }
 
     /// `DELETE auth/tokens <id>`: revokes a token. `by` nil is the operator (CLI); a caller who
@@ -249,7 +244,7 @@ extension AuthService {
         var scopes: [Scope] = []
         var problems: [DataProblem] = []
         for (index, text) in texts.enumerated() {
-            if let scope = Scope(text) { scopes.append(scope) } else {
+            if text.unicodeScalars.count <= Self.maxScopeLength, let scope = Scope(text) { scopes.append(scope) } else {
                 problems.append(DataProblem(path: "/scopes/\(index)", message: "is not a scope ('<namespace pattern>:<METHODS>' or 'provide:<namespace pattern>')"))
             }
         }
@@ -273,17 +268,22 @@ extension AuthService {
         }
     }
 
-    /// bcrypt reads at most 72 bytes: a longer password would be silently cut, so it is refused.
+    /// The longest scope accepted, in characters.
+    public static let maxScopeLength = 200
+
+    /// A new password: 8 to 1024 characters (``Secrets/bcryptInput(_:)`` makes any length safe).
     static func checkPassword(_ password: String, path: String) throws(FlowError) {
-        guard (8...72).contains(password.utf8.count) else {
-            throw FlowError.validationFailed([DataProblem(path: path, message: "must be 8 to 72 bytes long")])
+        guard (8...1024).contains(password.unicodeScalars.count) else {
+            throw FlowError.validationFailed([DataProblem(path: path, message: "must be 8 to 1024 characters long")])
         }
     }
 
+    /// Roles a user is given must exist: one that does not is `DO_NOT_EXIST`.
     func checkRoles(_ roles: [String]) throws(FlowError) {
         let known = self.current.roles
-        let problems = roles.enumerated().filter { known[$0.element] == nil }.map { DataProblem(path: "/roles/\($0.offset)", message: "no such role") }
-        guard problems.isEmpty else { throw FlowError.validationFailed(problems) }
+        if let missing = roles.first(where: { known[$0] == nil }) {
+            throw FlowError(.doNotExist, "Role '\(missing.prefix(80))' does not exist")
+        }
     }
 
     func audit(

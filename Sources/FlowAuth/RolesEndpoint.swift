@@ -7,27 +7,25 @@ import FlowSchema
 public struct RolesEndpoint: Endpoint {
     public let definition: EndpointDefinition
     let auth: AuthService
-    private let create: JSONSchema
-    private let update: JSONSchema
+    private let validators: [FlowProtocol.Method: JSONSchema]
 
     public init(auth: AuthService) {
         self.auth = auth
         let create: JSONValue = [
             "type": "object", "required": ["name", "scopes"], "additionalProperties": false,
-            "properties": ["name": ["type": "string"], "scopes": AuthData.scopeList(auth)],
+            "properties": ["name": AuthData.roleName, "scopes": AuthData.scopeList(auth)],
+        ]
+        let update: JSONValue = [
+            "type": "object", "required": ["scopes"], "additionalProperties": false, "properties": ["scopes": AuthData.scopeList(auth)],
         ]
         self.definition = EndpointDefinition(
-            namespace: Namespace("auth/roles")!, title: "Roles", methods: [.list, .open, .create, .update, .delete], schema: create, resultSchema: AuthData.roleResult
+            namespace: Namespace("auth/roles")!, title: "Roles", methods: [.list, .open, .create, .update, .delete], schema: create,
+            methodSchemas: [.update: update], resultSchema: AuthData.roleResult
         )
-        self.create = AuthData.schema(create)
-        self.update = AuthData.schema([
-            "type": "object", "required": ["scopes"], "additionalProperties": false, "properties": ["scopes": AuthData.scopeList(auth)],
-        ])
+        self.validators = AuthData.validators(self.definition)
     }
 
-    public func validator(for method: FlowProtocol.Method) -> (any DataValidator)? {
-        method == .create ? self.create : self.update
-    }
+    public func validator(for method: FlowProtocol.Method) -> (any DataValidator)? { self.validators[method] }
 
     public func handle(_ call: Call, context: CallContext) async throws -> Reply {
         switch call.method {

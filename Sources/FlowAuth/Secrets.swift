@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import Dispatch
 import HummingbirdBcrypt
 
@@ -44,14 +45,25 @@ enum Secrets {
     private static let hashing = DispatchQueue(label: "flowgate.bcrypt", attributes: .concurrent)
 
     static func hashPassword(_ password: String, cost: Int) async -> String {
-        await withCheckedContinuation { continuation in
-            Self.hashing.async { continuation.resume(returning: Bcrypt.hash(password, cost: UInt8(cost))) }
+        let input = Self.bcryptInput(password)
+        return await withCheckedContinuation { continuation in
+            Self.hashing.async { continuation.resume(returning: Bcrypt.hash(input, cost: UInt8(cost))) }
         }
     }
 
     static func verifyPassword(_ password: String, hash: String) async -> Bool {
-        await withCheckedContinuation { continuation in
-            Self.hashing.async { continuation.resume(returning: Bcrypt.verify(password, hash: hash)) }
+        let input = Self.bcryptInput(password)
+        return await withCheckedContinuation { continuation in
+            Self.hashing.async { continuation.resume(returning: Bcrypt.verify(input, hash: hash)) }
         }
+    }
+
+    /// What bcrypt hashes for `password`. bcrypt reads 72 bytes and stops at a NUL, so a longer
+    /// password, or one with a NUL, would be cut silently: those are pre-hashed with SHA-256
+    /// (as base64, 44 bytes, no NUL). Every other password is hashed as it is, so hashes made
+    /// before this rule still verify.
+    static func bcryptInput(_ password: String) -> String {
+        guard password.utf8.count > 72 || password.utf8.contains(0) else { return password }
+        return "sha256:" + Data(Self.digest(password)).base64EncodedString()
     }
 }

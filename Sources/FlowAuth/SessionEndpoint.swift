@@ -8,29 +8,27 @@ import FlowSchema
 public struct SessionEndpoint: Endpoint {
     public let definition: EndpointDefinition
     let auth: AuthService
-    private let login: JSONSchema
-    private let passwordChange: JSONSchema
+    private let validators: [FlowProtocol.Method: JSONSchema]
 
     public init(auth: AuthService) {
         self.auth = auth
         let login: JSONValue = [
             "type": "object", "required": ["username", "password"], "additionalProperties": false,
-            "properties": ["username": ["type": "string"], "password": ["type": "string"]],
+            "properties": ["username": AuthData.username, "password": AuthData.givenPassword],
+        ]
+        let passwordChange: JSONValue = [
+            "type": "object", "required": ["old_password", "new_password"], "additionalProperties": false,
+            "properties": ["old_password": AuthData.givenPassword, "new_password": AuthData.password],
         ]
         self.definition = EndpointDefinition(
             namespace: Namespace("auth/session")!, title: "Sign in, your profile, sign out", methods: [.create, .open, .delete, .run],
-            publicMethods: [.create], selfServiceMethods: [.open, .delete, .run], schema: login, resultSchema: AuthData.sessionResult
+            publicMethods: [.create], selfServiceMethods: [.open, .delete, .run], schema: login, methodSchemas: [.run: passwordChange],
+            resultSchema: AuthData.sessionResult
         )
-        self.login = AuthData.schema(login)
-        self.passwordChange = AuthData.schema([
-            "type": "object", "required": ["old_password", "new_password"], "additionalProperties": false,
-            "properties": ["old_password": ["type": "string"], "new_password": AuthData.password],
-        ])
+        self.validators = AuthData.validators(self.definition)
     }
 
-    public func validator(for method: FlowProtocol.Method) -> (any DataValidator)? {
-        method == .create ? self.login : self.passwordChange
-    }
+    public func validator(for method: FlowProtocol.Method) -> (any DataValidator)? { self.validators[method] }
 
     public func handle(_ call: Call, context: CallContext) async throws -> Reply {
         if call.method == .create {

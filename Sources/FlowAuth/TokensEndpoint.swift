@@ -8,7 +8,7 @@ import FlowSchema
 public struct TokensEndpoint: Endpoint {
     public let definition: EndpointDefinition
     let auth: AuthService
-    private let create: JSONSchema
+    private let validators: [FlowProtocol.Method: JSONSchema]
 
     public init(auth: AuthService) {
         self.auth = auth
@@ -24,10 +24,10 @@ public struct TokensEndpoint: Endpoint {
             namespace: Namespace("auth/tokens")!, title: "Personal access tokens", methods: [.list, .open, .create, .delete],
             selfServiceMethods: [.list, .open, .create, .delete], schema: create, resultSchema: AuthData.tokenResult
         )
-        self.create = AuthData.schema(create)
+        self.validators = AuthData.validators(self.definition)
     }
 
-    public func validator(for method: FlowProtocol.Method) -> (any DataValidator)? { self.create }
+    public func validator(for method: FlowProtocol.Method) -> (any DataValidator)? { self.validators[method] }
 
     public func handle(_ call: Call, context: CallContext) async throws -> Reply {
         let identity = context.identity

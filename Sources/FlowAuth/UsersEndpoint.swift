@@ -8,27 +8,25 @@ import FlowSchema
 public struct UsersEndpoint: Endpoint {
     public let definition: EndpointDefinition
     let auth: AuthService
-    private let create: JSONSchema
-    private let update: JSONSchema
+    private let validators: [FlowProtocol.Method: JSONSchema]
 
     public init(auth: AuthService) {
         self.auth = auth
         let properties: JSONObject = [
-            "username": ["type": "string"], "password": AuthData.password, "roles": AuthData.stringList, "disabled": ["type": "boolean"],
+            "username": AuthData.username, "password": AuthData.password, "roles": AuthData.roleList, "disabled": ["type": "boolean"],
         ]
         let create: JSONValue = ["type": "object", "required": ["username", "password"], "additionalProperties": false, "properties": .object(properties)]
         var updatable = properties
         updatable["username"] = nil
         self.definition = EndpointDefinition(
-            namespace: Namespace("auth/users")!, title: "Users", methods: [.list, .open, .create, .update, .delete], schema: create, resultSchema: AuthData.userResult
+            namespace: Namespace("auth/users")!, title: "Users", methods: [.list, .open, .create, .update, .delete], schema: create,
+            methodSchemas: [.update: ["type": "object", "additionalProperties": false, "properties": .object(updatable)]],
+            resultSchema: AuthData.userResult
         )
-        self.create = AuthData.schema(create)
-        self.update = AuthData.schema(["type": "object", "additionalProperties": false, "properties": .object(updatable)])
+        self.validators = AuthData.validators(self.definition)
     }
 
-    public func validator(for method: FlowProtocol.Method) -> (any DataValidator)? {
-        method == .create ? self.create : self.update
-    }
+    public func validator(for method: FlowProtocol.Method) -> (any DataValidator)? { self.validators[method] }
 
     public func handle(_ call: Call, context: CallContext) async throws -> Reply {
         switch call.method {

@@ -89,6 +89,35 @@ public struct CollectionEndpoint: Endpoint {
         return StoredFieldsValidator(schema: validator)
     }
 
+    /// SPEC §7.2–7.3's parameters, exactly as ``listQuery(_:limits:)`` and ``expectedRev(_:)`` read
+    /// them (a `cursor` only ever comes from `paging.next`, so it is left out).
+    public func parametersSchema(for method: Method) -> JSONValue? {
+        let field: JSONValue = ["type": "string", "pattern": .string(Self.fieldNamePattern)]
+        switch method {
+        case .list:
+            return [
+                "type": "object", "additionalProperties": false,
+                "properties": [
+                    "limit": ["type": ["integer", "null"], "minimum": 1, "maximum": .integer(Int64(ListQuery.maxLimit))],
+                    "sort": ["anyOf": [field, ["type": "null"]]],
+                    "order": ["enum": ["asc", "desc", .null]],
+                    "filter": [
+                        "type": ["object", "null"], "maxProperties": .integer(Int64(self.limits.maxFilterFields)), "propertyNames": field,
+                        "additionalProperties": ["type": ["string", "number", "boolean", "null"]],
+                    ],
+                    "search": [
+                        "type": ["string", "null"], "maxLength": .integer(Int64(self.limits.maxSearchLength)),
+                        "pattern": "^[^\\u0000-\\u001f\\u007f]*$",
+                    ],
+                ],
+            ]
+        case .update, .delete:
+            return ["type": "object", "additionalProperties": false, "properties": ["rev": ["type": ["string", "null"]]]]
+        default:
+            return nil
+        }
+    }
+
     /// The stored object's JSON text.
     private func existing(_ id: String) async throws -> String {
         guard let object = try await self.store.encodedObject(self.spec, id: id) else {
@@ -175,12 +204,15 @@ public struct CollectionEndpoint: Endpoint {
         return query
     }
 
-    /// A top-level field name usable in sort and filter.
+    /// A top-level field name usable in sort and filter: 1 to 64 characters, no `"` and no
+    /// control character (the store quotes it in a JSON path, where `"` cannot be escaped).
     public static func isFieldName(_ name: String) -> Bool {
-        guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 64 else { return false }
-        let letters = CharacterSet.letters.union(["_"])
-        return letters.contains(first) && name.unicodeScalars.allSatisfy { letters.contains($0) || CharacterSet.decimalDigits.contains($0) || $0 == "-" }
+        let count = name.unicodeScalars.count
+        return count >= 1 && count <= 64 && !name.unicodeScalars.contains { $0 == "\"" || $0.value < 0x20 || $0.value == 0x7F }
     }
+
+    /// ``isFieldName(_:)`` as a JSON Schema pattern, for the OpenAPI document.
+    public static let fieldNamePattern = "^[^\"\\u0000-\\u001f\\u007f]{1,64}$"
 }
 
 /// A collection's CREATE check: `data` must be an object (`INVALID_REQUEST` otherwise, as for a

@@ -11,12 +11,20 @@ public struct CallRequest: Sendable {
     public var application: String?
     /// HTTP only: the URL named no registered endpoint; answered `NO_SUCH_ENDPOINT` after authentication.
     public var unresolvedPath: Bool
+    /// HTTP only: the method was not given but is the verb's default, and these are the other
+    /// methods the verb carries. An endpoint without the default but with one of these needs the
+    /// method named: `UNKNOWN_METHOD`, not `METHOD_NOT_ALLOWED` (the verb is right for it).
+    public var defaultedMethodAlternatives: [Method]
 
-    public init(envelope: Envelope, origin: CallOrigin, application: String? = nil, unresolvedPath: Bool = false) {
+    public init(
+        envelope: Envelope, origin: CallOrigin, application: String? = nil, unresolvedPath: Bool = false,
+        defaultedMethodAlternatives: [Method] = []
+    ) {
         self.envelope = envelope
         self.origin = origin
         self.application = application
         self.unresolvedPath = unresolvedPath
+        self.defaultedMethodAlternatives = defaultedMethodAlternatives
     }
 }
 
@@ -171,7 +179,17 @@ public final class Dispatcher: Sendable {
                 try self.policy.authorize(identity, method: envelope.method, objectid: envelope.objectid, endpoint: definition)
             }
             guard definition.methods.contains(envelope.method) else {
+                let instead = request.defaultedMethodAlternatives.filter { definition.methods.contains($0) && !definition.webSocketOnlyMethods.contains($0) }
+                if !instead.isEmpty {
+                    throw FlowError(
+                        .unknownMethod,
+                        "Endpoint '\(namespace)' has no \(envelope.method.rawValue), this verb's default: name the method (Flow-Request-Method: \(instead.map(\.rawValue).joined(separator: " or ")))"
+                    )
+                }
                 throw FlowError(.methodNotAllowed, "Endpoint '\(namespace)' does not support \(envelope.method.rawValue)")
+            }
+            if request.origin.transport == .http, definition.webSocketOnlyMethods.contains(envelope.method) {
+                throw FlowError(.methodNotAllowed, "\(envelope.method.rawValue) on '\(namespace)' needs a WebSocket: \(namespace) calls back through it")
             }
             try Self.checkObjectIDAndData(envelope)
             if envelope.method.requiresData, let data = envelope.data, let validator = endpoint.validator(for: envelope.method) {

@@ -28,6 +28,10 @@ public protocol Endpoint: Sendable {
     /// What the dispatcher checks a call's `data` against before `handle` runs (SPEC §3 step 9);
     /// nil when `method` has no schema. Only methods that carry data are asked.
     func validator(for method: Method) -> (any DataValidator)?
+    /// What `parameters` `method` accepts, as a JSON Schema of the JSON object, for the OpenAPI
+    /// document; `true` when any string or object goes (the handler decides), nil when the
+    /// method ignores them.
+    func parametersSchema(for method: Method) -> JSONValue?
     /// Handles one call. Throw ``FlowError`` for failures the caller should see; anything else
     /// becomes `INTERNAL_ERROR`.
     func handle(_ call: Call, context: CallContext) async throws -> Reply
@@ -38,6 +42,7 @@ extension Endpoint {
     public var providerCount: Int { 0 }
     public var handlesOwnTimeout: Bool { false }
     public func validator(for method: Method) -> (any DataValidator)? { nil }
+    public func parametersSchema(for method: Method) -> JSONValue? { nil }
 }
 
 /// One call as a handler sees it: the validated envelope without its credential.

@@ -33,6 +33,11 @@ public struct EndpointDefinition: Sendable, Equatable {
     public var scopeOverrides: [Method: Scope]
     /// The JSON Schema for `data`, if any.
     public var schema: JSONValue?
+    /// The JSON Schema for `data` of the methods where it differs from `schema` (SPEC §4).
+    public var methodSchemas: [Method: JSONValue]
+    /// Methods that need a WebSocket (a provider registers the socket it calls through): over
+    /// HTTP they are `METHOD_NOT_ALLOWED`, and the OpenAPI document leaves them out.
+    public var webSocketOnlyMethods: Set<Method>
     /// The JSON Schema of what the endpoint answers with (each item, for LIST) when it is not
     /// `schema` (with the server fields, for collections). Documentation: the OpenAPI document.
     public var resultSchema: JSONValue?
@@ -48,6 +53,8 @@ public struct EndpointDefinition: Sendable, Equatable {
         selfServiceMethods: Set<Method> = [],
         scopeOverrides: [Method: Scope] = [:],
         schema: JSONValue? = nil,
+        methodSchemas: [Method: JSONValue] = [:],
+        webSocketOnlyMethods: Set<Method> = [],
         resultSchema: JSONValue? = nil
     ) {
         self.namespace = namespace
@@ -59,7 +66,14 @@ public struct EndpointDefinition: Sendable, Equatable {
         self.selfServiceMethods = selfServiceMethods
         self.scopeOverrides = scopeOverrides
         self.schema = schema
+        self.methodSchemas = methodSchemas
+        self.webSocketOnlyMethods = webSocketOnlyMethods
         self.resultSchema = resultSchema
+    }
+
+    /// The JSON Schema for `data` of `method`.
+    public func schema(for method: Method) -> JSONValue? {
+        self.methodSchemas[method] ?? self.schema
     }
 
     /// The scope a caller needs for `method`.

@@ -15,6 +15,9 @@ struct ProviderEndpoint: Endpoint {
 
     func validator(for method: Method) -> (any DataValidator)? { self.validator }
 
+    /// The provider reads them as it likes.
+    func parametersSchema(for method: Method) -> JSONValue? { true }
+
     func handle(_ call: Call, context: CallContext) async throws -> Reply {
         guard let hub = self.hub else { throw FlowError(.providerUnavailable, "No provider serves '\(call.namespace)' right now") }
         return try await hub.forward(call, context: context)

@@ -12,7 +12,8 @@ public struct ProvidersEndpoint: Endpoint {
         title: "Provider registrations",
         methods: [.list, .open, .create, .delete],
         selfServiceMethods: [.create, .delete],
-        schema: Self.registrationSchema
+        schema: Self.registrationSchema,
+        webSocketOnlyMethods: [.create, .delete]
     )
     let hub: ProviderHub
 

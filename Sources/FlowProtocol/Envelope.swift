@@ -164,7 +164,7 @@ extension Envelope {
         switch value {
         case nil, .null?: return nil
         case .string(let string)?:
-            guard string.count <= RequestID.maxLength else {
+            guard string.unicodeScalars.count <= RequestID.maxLength else {
                 throw FlowError(.invalidRequest, "Field 'requestid' must be at most \(RequestID.maxLength) characters")
             }
             return .string(string)

@@ -148,7 +148,7 @@ public struct Gateway: Sendable {
         do {
             generated = try await auth.bootstrap(adminPassword: configuration.adminPassword)
         } catch let error as FlowError where error.code == .validationFailed {
-            throw ConfigurationError(key: "admin_password", message: "must be 8 to 72 bytes long")
+            throw ConfigurationError(key: "admin_password", message: "must be 8 to 1024 characters long")
         }
         if let password = generated {
             logger.notice(

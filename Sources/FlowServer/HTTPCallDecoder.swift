@@ -65,7 +65,7 @@ struct HTTPCallDecoder {
         let requestIDText = sources.single(headers[values: Self.requestIDHeader], query.getAll("requestid"), field: "requestid")
         var requestid: FlowProtocol.RequestID?
         if let requestIDText {
-            if requestIDText.count <= FlowProtocol.RequestID.maxLength {
+            if requestIDText.unicodeScalars.count <= FlowProtocol.RequestID.maxLength {
                 requestid = .string(requestIDText)
             } else {
                 sources.shapeError(FlowError(.invalidRequest, "Field 'requestid' must be at most \(FlowProtocol.RequestID.maxLength) characters"))
@@ -112,21 +112,22 @@ struct HTTPCallDecoder {
         do throws(FlowError) { method = try methodText.map { text throws(FlowError) in try Envelope.method(text) } } catch { throw fail(error) }
 
         // (3) the verb, then fields given twice
-        let resolvedMethod: Method
-        do throws(FlowError) { resolvedMethod = try Self.method(for: request.method, given: method, hasObjectID: objectid != nil) } catch { throw fail(error) }
+        let resolved: (Method, alternatives: [Method])
+        do throws(FlowError) { resolved = try Self.method(for: request.method, given: method, hasObjectID: objectid != nil) } catch { throw fail(error) }
         let credential: Credential?
         do throws(FlowError) { credential = try CredentialSources.credential(headers: headers, query: query) } catch { throw fail(error) }
         if let ambiguity = sources.firstAmbiguity { throw fail(ambiguity) }
 
         let envelope = Envelope(
-            method: resolvedMethod, namespace: namespace, objectid: objectid, token: nil,
+            method: resolved.0, namespace: namespace, objectid: objectid, token: nil,
             parameters: parameters, data: nil, requestid: requestid
         )
         return CallRequest(
             envelope: envelope,
             origin: CallOrigin(transport: .http, credential: credential, clientAddress: clientAddress),
             application: target.application,
-            unresolvedPath: target.unresolved
+            unresolvedPath: target.unresolved,
+            defaultedMethodAlternatives: resolved.alternatives
         )
     }
 
@@ -166,31 +167,23 @@ struct HTTPCallDecoder {
 
     // MARK: Verb
 
-    /// SPEC §6.3's verb table.
-    static func method(for verb: HTTPRequest.Method, given: Method?, hasObjectID: Bool) throws(FlowError) -> Method {
-        let allowed: [Method]
-        let fallback: Method
-        switch verb {
-        case .get:
-            allowed = [.list, .open, .index, .delete]
-            fallback = hasObjectID ? .open : .list
-        case .post:
-            allowed = [.create, .update, .run]
-            fallback = hasObjectID ? .update : .create
-        case .put, .patch:
-            allowed = [.update]
-            fallback = .update
-        case .delete:
-            allowed = [.delete]
-            fallback = .delete
-        default:
+    /// SPEC §6.3's verb table (``VerbTable``): the method a request carries, and — when it was
+    /// not given but defaulted — the other methods its verb could have carried.
+    static func method(for verb: HTTPRequest.Method, given: Method?, hasObjectID: Bool) throws(FlowError) -> (Method, alternatives: [Method]) {
+        let allowed = VerbTable.methods(of: verb, withObjectID: true) + VerbTable.methods(of: verb, withObjectID: false)
+        guard !allowed.isEmpty else {
             throw FlowError(.methodNotAllowed, "HTTP \(verb.rawValue) cannot carry a call; use GET, POST, PUT, PATCH or DELETE")
         }
-        guard let given else { return fallback }
+        guard let given else {
+            let carried = VerbTable.methods(of: verb, withObjectID: hasObjectID)
+            // A PUT, PATCH or DELETE without an object id: the method is theirs, the object id is missing.
+            guard let fallback = carried.first else { return (VerbTable.methods(of: verb, withObjectID: true)[0], []) }
+            return (fallback, Array(carried.dropFirst()))
+        }
         guard allowed.contains(given) else {
             throw FlowError(.methodNotAllowed, "HTTP \(verb.rawValue) cannot carry \(given.rawValue); it carries \(allowed.map(\.rawValue).joined(separator: ", "))")
         }
-        return given
+        return (given, [])
     }
 
     // MARK: Body and fields

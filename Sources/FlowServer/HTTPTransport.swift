@@ -12,6 +12,7 @@ struct HTTPTransport: RouterMiddleware {
     static let flowErrorID = HTTPField.Name("Flow-Error-Id")!
     static let flowUser = HTTPField.Name("Flow-User")!
     static let exposedHeaders = "Flow-Request-Id, Flow-Error-Id, Flow-User"
+
     static let allowedHeaders =
         "Content-Type, Authorization, Flow-Auth-Token, Flow-Request-ObjectId, Flow-Request-Namespace, Flow-Request-Method, Flow-Request-Parameters, Flow-Request-Id, If-Match"
 
@@ -108,6 +109,7 @@ struct HTTPTransport: RouterMiddleware {
         if let errorid = response.errorid { headers[Self.flowErrorID] = errorid }
         if let username = result.username { headers[Self.flowUser] = username }
         let status = response.success ? 200 : (response.errorcode?.httpStatus ?? 500)
+        if status == 405 { headers[.allow] = self.allowHeader(request) }
         // A challenge only when asked: a browser prompted for Basic caches it, and every cross-site
         // page could then ride it (SPEC §6.4).
         if status == 401, self.configuration.basicChallenge || request.headers.asksForBasic {
@@ -115,6 +117,16 @@ struct HTTPTransport: RouterMiddleware {
         }
         self.addCORSHeaders(for: request, to: &headers)
         return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: response.encoded())))
+    }
+
+    /// `Allow` for the request's path: the verbs that reach its endpoint there (SPEC §6.3), as
+    /// the OpenAPI document lists them; every verb that carries calls for a path that names none.
+    private func allowHeader(_ request: Request) -> String {
+        let target = self.decoder.resolve(request.uri.path.dropFirst(5))
+        guard let namespace = target.namespace, let endpoint = self.dispatcher.registry.endpoint(for: namespace),
+            endpoint.definition.application == target.application
+        else { return VerbTable.allowHeader(VerbTable.verbs) }
+        return VerbTable.allowHeader(VerbTable.allowed(endpoint.definition, withObjectID: target.objectid != nil))
     }
 
     // MARK: CORS
@@ -135,10 +147,11 @@ struct HTTPTransport: RouterMiddleware {
     /// `OPTIONS`: the CORS preflight. Origins not in `cors_origins` get no CORS headers.
     private func preflight(_ request: Request) -> Response {
         var headers = HTTPFields()
-        headers[.allow] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+        let allowed = self.allowHeader(request)
+        headers[.allow] = allowed
         if let origin = self.allowedOrigin(request) {
             headers[.accessControlAllowOrigin] = origin
-            headers[.accessControlAllowMethods] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+            headers[.accessControlAllowMethods] = allowed
             headers[.accessControlAllowHeaders] = request.headers[.accessControlRequestHeaders] ?? Self.allowedHeaders
             headers[.accessControlMaxAge] = "600"
             headers[.vary] = "Origin"

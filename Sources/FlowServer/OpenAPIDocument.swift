@@ -1,5 +1,6 @@
 import FlowCore
 import FlowProtocol
+import HTTPTypes
 
 /// The OpenAPI 3.1 document of the HTTP API (SPEC §6.6), generated from the registry at request
 /// time: one path per endpoint with and without an object id, the verbs its methods allow, the
@@ -13,6 +14,8 @@ struct OpenAPIDocument {
         for endpoint in self.endpoints {
             let definition = endpoint.definition
             var dataSchema: JSONValue = [:]
+            var createSchema: JSONValue = [:]
+            var patchSchema: JSONValue = ["type": "object"]
             var storedSchema: JSONValue = [:]
             if let schema = definition.schema {
                 let name = Self.componentName(definition.namespace, taken: schemas)
@@ -25,10 +28,15 @@ struct OpenAPIDocument {
                 }
                 schemas[name] = embedded
                 dataSchema = ["$ref": .string("#/components/schemas/\(name)")]
+                createSchema = dataSchema
                 storedSchema = dataSchema
                 if definition.kind == .collection {
                     schemas[name + ".stored"] = Self.withServerFields(embedded)
                     storedSchema = ["$ref": .string("#/components/schemas/\(name).stored")]
+                    schemas[name + ".create"] = Self.withServerFields(embedded, asSent: true)
+                    createSchema = ["$ref": .string("#/components/schemas/\(name).create")]
+                    schemas[name + ".patch"] = Self.mergePatch(of: embedded)
+                    patchSchema = ["$ref": .string("#/components/schemas/\(name).patch")]
                 }
             }
             if let result = definition.resultSchema {
@@ -37,9 +45,10 @@ struct OpenAPIDocument {
                 storedSchema = ["$ref": .string("#/components/schemas/\(name)")]
             }
             let base = "/api/\(definition.application)/\(definition.namespace.rawValue)/"
-            let collectionPath = self.operations(endpoint, dataSchema: dataSchema, storedSchema: storedSchema, withObjectID: false)
+            let collectionPath = self.operations(endpoint, dataSchema: createSchema, storedSchema: storedSchema, withObjectID: false)
             if !collectionPath.isEmpty { paths[base] = .object(collectionPath) }
-            var itemPath = self.operations(endpoint, dataSchema: dataSchema, storedSchema: storedSchema, withObjectID: true)
+            let itemData = definition.kind == .collection ? patchSchema : dataSchema
+            var itemPath = self.operations(endpoint, dataSchema: itemData, storedSchema: storedSchema, withObjectID: true)
             if !itemPath.isEmpty {
                 itemPath["parameters"] = [[
                     "name": "objectid", "in": "path", "required": true, "description": "The object's id (percent-encoded).",
@@ -59,10 +68,11 @@ struct OpenAPIDocument {
             "paths": .object(paths),
             "components": [
                 "schemas": .object(schemas),
-                "parameters": .object(Self.parameters),
                 "responses": ["Failure": ["description": "A failure envelope; the status line comes from errorcode.", "content": Self.content(["$ref": "#/components/schemas/Response"])]],
+                // One credential per request (SPEC §6.4): each scheme is an alternative of its own.
                 "securitySchemes": [
                     "flowToken": ["type": "apiKey", "in": "header", "name": "Flow-Auth-Token"],
+                    "queryToken": ["type": "apiKey", "in": "query", "name": "token"],
                     "bearer": ["type": "http", "scheme": "bearer"],
                     "basic": ["type": "http", "scheme": "basic"],
                 ],
@@ -71,15 +81,20 @@ struct OpenAPIDocument {
     }
 
     /// The operations of one path: which verbs carry which of the endpoint's methods (SPEC §6.3).
+    ///
+    /// The document says exactly what is accepted, so that a generated client (or a fuzzer) sends
+    /// nothing the gateway refuses for its shape: the namespace header can only name the path's
+    /// namespace, the object id comes only from the path, each field has one source (the
+    /// `Flow-Request-*` header; the query string works too but is left out, since two sources
+    /// that disagree are `AMBIGUOUS_REQUEST`), a credential is one of the security schemes, and
+    /// each body and `parameters` is described as the endpoint checks it.
     private func operations(_ endpoint: any Endpoint, dataSchema: JSONValue, storedSchema: JSONValue, withObjectID: Bool) -> JSONObject {
         let definition = endpoint.definition
-        let methods = definition.methods
-        let verbs: [(String, [FlowProtocol.Method])] =
-            withObjectID
-            ? [("get", [.open, .index, .delete]), ("post", [.update, .run]), ("put", [.update]), ("patch", [.update]), ("delete", [.delete])]
-            : [("get", [.list]), ("post", [.create])]
+        let methods = VerbTable.reachable(definition)
         var operations = JSONObject()
-        for (verb, carried) in verbs {
+        for method in VerbTable.verbs {
+            let verb = method.rawValue.lowercased()
+            let carried = VerbTable.methods(of: method, withObjectID: withObjectID)
             let available = carried.filter(methods.contains)
             guard let primary = available.first else { continue }
             let isList = primary == .list
@@ -90,26 +105,96 @@ struct OpenAPIDocument {
                 "operationId": .string("\(definition.namespace.rawValue.replacing("/", with: "."))_\(verb)\(withObjectID ? "_item" : "")"),
                 "summary": .string("\(available.map(\.rawValue).joined(separator: " / ")) \(definition.title)"),
                 "description": .string(
-                    "Carries \(available.map(\.rawValue).joined(separator: ", ")) (default \(primary.rawValue); choose with Flow-Request-Method)."
+                    "Carries \(available.map(\.rawValue).joined(separator: ", ")) (choose with Flow-Request-Method"
+                        + (primary == carried[0] ? "; default \(primary.rawValue))." : ", required: the verb's default, \(carried[0].rawValue), is not supported here).")
+                        + " Each Flow-Request-* header may also be given as a query parameter (method, namespace, objectid, parameters, requestid) if it agrees with the header."
                 ),
                 "tags": [.string(definition.application)],
-                "parameters": .array(Self.parameterReferences + Self.methodParameters(available)),
+                "parameters": .array(Self.parameters(endpoint, methods: available, methodRequired: primary != carried[0])),
                 "responses": .object(Self.responses(data: responseData)),
             ]
             if !definition.isPublic(primary) {
-                operation["security"] = [["flowToken": []], ["bearer": []], ["basic": []]]
+                operation["security"] = [["flowToken": []], ["queryToken": []], ["bearer": []], ["basic": []]]
             }
             if ["post", "put", "patch"].contains(verb) {
-                let body: JSONValue = primary == .update ? ["type": "object", "description": "A JSON merge patch (RFC 7386) of the object."] : dataSchema
                 operation["requestBody"] = [
                     "required": true,
                     "description": "JSON (an application/x-www-form-urlencoded body is also accepted, as an object of strings).",
-                    "content": ["application/json": ["schema": body]],
+                    "content": ["application/json": ["schema": Self.body(endpoint, method: primary, dataSchema: dataSchema)]],
                 ]
             }
             operations[verb] = .object(operation)
         }
         return operations
+    }
+
+    /// What `method` takes as its body.
+    static func body(_ endpoint: any Endpoint, method: FlowProtocol.Method, dataSchema: JSONValue) -> JSONValue {
+        let definition = endpoint.definition
+        guard definition.kind == .collection else {
+            if method == .create || definition.methodSchemas[method] == nil { return dataSchema }
+            return definition.schema(for: method) ?? [:]
+        }
+        // CREATE's schema (the `.create` component) allows the server fields beside the object's
+        // own; UPDATE's (`.patch`) is a merge patch of them.
+        return ["type": "object", "allOf": [dataSchema]]
+    }
+
+    /// What a JSON merge patch (RFC 7386) of an object of `schema` may hold so that the merged
+    /// object still matches: each property as the schema says, or null to remove it unless it is
+    /// required; other properties as the schema allows them; the server fields (ignored). Other
+    /// top-level keywords of the schema are checked on the merged object only.
+    static func mergePatch(of schema: JSONValue) -> JSONValue {
+        guard case .object(let object) = schema, case .object(let properties)? = object["properties"] else {
+            return ["type": "object", "description": "A JSON merge patch (RFC 7386) of the object; the result is checked against the schema."]
+        }
+        let required = Set(object["required"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+        let orNull: (JSONValue) -> JSONValue = { ["anyOf": [$0, ["type": "null"]]] }
+        var patch: JSONObject = [
+            "type": "object", "description": "A JSON merge patch (RFC 7386) of the object: null removes a property.",
+        ]
+        var patched = properties.mapValues(orNull)
+        for name in required where properties[name] != nil { patched[name] = properties[name] }
+        for field in ["id", "created", "updated", "rev"] { patched[field] = [:] }
+        patch["properties"] = .object(patched)
+        if let additional = object["additionalProperties"] { patch["additionalProperties"] = additional == .bool(false) ? additional : orNull(additional) }
+        if case .object(let patterns)? = object["patternProperties"] { patch["patternProperties"] = .object(patterns.mapValues(orNull)) }
+        return .object(patch)
+    }
+
+    /// The parameters of an operation carrying `methods`.
+    static func parameters(_ endpoint: any Endpoint, methods: [FlowProtocol.Method], methodRequired: Bool) -> [JSONValue] {
+        let definition = endpoint.definition
+        var parameters: [JSONValue] = [
+            // An empty header is no header (SPEC §2).
+            [
+                "name": "Flow-Request-Method", "in": "header", "required": .bool(methodRequired),
+                "description": "The method; the verb's default when absent or empty.",
+                "schema": ["enum": .array(methods.map { .string($0.rawValue) } + (methodRequired ? [] : [""]))],
+            ],
+            [
+                "name": "Flow-Request-Namespace", "in": "header", "required": false,
+                "description": "The namespace; it can only be the path's.", "schema": ["enum": [.string(definition.namespace.rawValue), ""]],
+            ],
+            [
+                "name": "Flow-Request-Id", "in": "header", "required": false,
+                "description": "Echoed in the response and its Flow-Request-Id header.", "schema": ["type": "string", "maxLength": 128],
+            ],
+        ]
+        // One schema must hold for every method the operation carries: documented only then.
+        let schemas = methods.map { endpoint.parametersSchema(for: $0) }
+        if let first = schemas.first, let schema = first, schemas.allSatisfy({ $0 == schema }) {
+            var parameter: JSONObject = [
+                "name": "Flow-Request-Parameters", "in": "header", "required": false, "description": "Method options (SPEC §7.2).",
+            ]
+            if schema == .bool(true) {
+                parameter["schema"] = ["type": "string"]
+            } else {
+                parameter["content"] = ["application/json": ["schema": schema]]
+            }
+            parameters.append(.object(parameter))
+        }
+        return parameters
     }
 
     static func responses(data: JSONValue) -> JSONObject {
@@ -132,48 +217,19 @@ struct OpenAPIDocument {
 
     static let objectIDSchema: JSONValue = ["type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^/\\u0000-\\u001f\\u007f-\\u009f]+$"]
 
-    /// SPEC §6.2's table as reusable parameters (the method is per operation: ``methodParameters(_:)``).
-    static let parameters: JSONObject = {
-        var parameters = JSONObject()
-        let fields: [(String, String, String, String, JSONValue)] = [
-            ("FlowAuthToken", "Flow-Auth-Token", "token", "The caller's token (or use Authorization).", ["type": "string"]),
-            ("FlowRequestObjectId", "Flow-Request-ObjectId", "objectid", "The object id, instead of the last path segment; must agree with it.", Self.objectIDSchema),
-            (
-                "FlowRequestNamespace", "Flow-Request-Namespace", "namespace", "The namespace; must agree with the path.",
-                ["type": "string", "pattern": "^/?[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*){0,7}/?$", "maxLength": 202]
-            ),
-            ("FlowRequestParameters", "Flow-Request-Parameters", "parameters", "Method options: a JSON object (or a plain string).", ["type": "string"]),
-            ("FlowRequestId", "Flow-Request-Id", "requestid", "Echoed in the response and the Flow-Request-Id header.", ["type": "string", "maxLength": 128]),
-        ]
-        for (name, header, query, description, schema) in fields {
-            parameters[name + "Header"] = ["name": .string(header), "in": "header", "required": false, "description": .string(description), "schema": schema]
-            parameters[name + "Query"] = ["name": .string(query), "in": "query", "required": false, "description": .string(description), "schema": schema]
-        }
-        return parameters
-    }()
-
-    /// `Flow-Request-Method` / `method`, limited to what this verb carries for this endpoint.
-    static func methodParameters(_ methods: [FlowProtocol.Method]) -> [JSONValue] {
-        let schema: JSONValue = ["enum": .array(methods.map { .string($0.rawValue) })]
-        let description: JSONValue = "The method; the verb's default when absent. Header and query must agree."
-        return [
-            ["name": "Flow-Request-Method", "in": "header", "required": false, "description": description, "schema": schema],
-            ["name": "method", "in": "query", "required": false, "description": description, "schema": schema],
-        ]
-    }
-
-    /// A collection object as stored: its own schema plus the server fields.
-    static func withServerFields(_ schema: JSONValue) -> JSONValue {
+    /// A collection object as stored: its own schema plus the server fields. `asSent`: as a
+    /// CREATE may send it, where the store sets the server fields (ignoring what is sent) but
+    /// an `id` may be chosen.
+    static func withServerFields(_ schema: JSONValue, asSent: Bool = false) -> JSONValue {
         guard case .object(var object) = schema else { return schema }
         var properties = object["properties"]?.objectValue ?? [:]
         for field in ["id", "created", "updated", "rev"] {
-            properties[field] = ["type": "string", "readOnly": true]
+            properties[field] = asSent ? [:] : ["type": "string", "readOnly": true]
         }
+        if asSent { properties["id"] = ["anyOf": [Self.objectIDSchema, ["type": "null"]]] }
         object["properties"] = .object(properties)
         return .object(object)
     }
-
-    static let parameterReferences: [JSONValue] = Self.parameters.keys.map { ["$ref": .string("#/components/parameters/\($0)")] }
 
     /// SPEC §3's response envelope, from the same `ErrorCode` table the code uses.
     static let responseSchema: JSONValue = [

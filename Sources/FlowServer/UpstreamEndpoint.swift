@@ -27,6 +27,9 @@ struct UpstreamEndpoint: Endpoint {
 
     func validator(for method: FlowProtocol.Method) -> (any DataValidator)? { self.validator }
 
+    /// The upstream reads them as it likes.
+    func parametersSchema(for method: FlowProtocol.Method) -> JSONValue? { true }
+
     func handle(_ call: Call, context: CallContext) async throws -> Reply {
         var request = HTTPClientRequest(url: self.upstream.url)
         request.method = .POST

@@ -118,23 +118,51 @@ struct AuthServiceTests {
         // From a session: the maximum lifetime is the default and the limit.
         let yearLong = try await fixture.auth.createToken(for: signedIn, name: "a", expires: nil, scopes: nil)
         #expect(yearLong.record.expires == now + 365 * 86_400)
-        await #expect(throws: FlowError.self) { try await fixture.auth.createToken(for: signedIn, name: "b", expires: now + 400 * 86_400, scopes: nil) }
+        let tooLong = try await fixture.auth.createToken(for: signedIn, name: "b", expires: now + 400 * 86_400, scopes: nil)
+        #expect(tooLong.record.expires == now + 365 * 86_400, "a later expiry is shortened to the longest lifetime")
+        await #expect(throws: FlowError.self) { try await fixture.auth.createToken(for: signedIn, name: "past", expires: now - 1, scopes: nil) }
         // A token that expires tomorrow makes tokens that expire by tomorrow, and no later.
         let tomorrow = try await fixture.auth.createToken(for: signedIn, name: "c", expires: now + 86_400, scopes: nil)
         let stolen = try #require(try await fixture.token(tomorrow.value))
         let child = try await fixture.auth.createToken(for: stolen, name: "d", expires: nil, scopes: nil)
         #expect(child.record.expires == now + 86_400)
-        do {
-            _ = try await fixture.auth.createToken(for: stolen, name: "e", expires: now + 2 * 86_400, scopes: nil)
-            Issue.record("a token made a token that outlives it")
-        } catch let error as FlowError {
-            #expect(error.code == .forbidden)
-        }
+        let outliving = try await fixture.auth.createToken(for: stolen, name: "e", expires: now + 2 * 86_400, scopes: nil)
+        #expect(outliving.record.expires == now + 86_400, "a token never makes one that outlives it")
         // A token without expiry (the operator's) still makes only tokens that expire.
         let forever = try await fixture.auth.createToken(username: "rita", name: "ops", expires: nil, scopes: nil)
         #expect(forever.record.expires == nil, "the operator may make a token without expiry")
         let fromForever = try await fixture.auth.createToken(for: try #require(try await fixture.token(forever.value)), name: "f", expires: nil, scopes: nil)
         #expect(fromForever.record.expires == now + 365 * 86_400)
+    }
+
+    /// bcrypt reads 72 bytes and stops at a NUL: longer passwords and ones with a NUL are
+    /// pre-hashed, so every character counts.
+    @Test func everyCharacterOfAPasswordCounts() async throws {
+        let fixture = try AuthFixture()
+        _ = try await fixture.auth.bootstrap(adminPassword: "first-password")
+        let long = String(repeating: "ä", count: 100) + "-end"
+        _ = try await fixture.auth.createUser(username: "lena", password: long, roles: [])
+        #expect(try await fixture.auth.login(username: "lena", password: long, address: nil).1.username == "lena")
+        await #expect(throws: FlowError.self) {
+            try await fixture.auth.login(username: "lena", password: String(repeating: "ä", count: 100) + "-END", address: nil)
+        }
+        _ = try await fixture.auth.createUser(username: "nul", password: "password\u{0}one", roles: [])
+        await #expect(throws: FlowError.self) { try await fixture.auth.login(username: "nul", password: "password\u{0}two", address: nil) }
+        #expect(try await fixture.auth.login(username: "nul", password: "password\u{0}one", address: nil).1.username == "nul")
+        #expect(Secrets.bcryptInput("short-password") == "short-password", "hashes made before the rule still verify")
+        await #expect(throws: FlowError.self) { try await fixture.auth.createUser(username: "x", password: String(repeating: "a", count: 1025), roles: []) }
+    }
+
+    @Test func rfc3339TimesAreReadAsJSONSchemaMeansThem() {
+        #expect(RFC3339.seconds("1970-01-01T00:00:00Z") == 0)
+        #expect(RFC3339.seconds("2030-01-31t12:00:00.5z") == 1_896_091_200.5)
+        #expect(RFC3339.seconds("2030-01-31T13:30:00+01:30") == 1_896_091_200)
+        #expect(RFC3339.seconds("0001-01-01T00:00:00Z") == -62_135_596_800)
+        #expect(RFC3339.seconds("2016-12-31T23:59:60Z") == RFC3339.seconds("2016-12-31T23:59:59Z"))
+        #expect(RFC3339.seconds("9999-12-31T23:59:59.999999-23:59") != nil)
+        for bad in ["2030-02-30T00:00:00Z", "2030-01-31 12:00:00Z", "2030-01-31T12:00:00", "next week", "2030-01-31T24:00:00Z", "2030-01-31T12:00:00.Z"] {
+            #expect(RFC3339.seconds(bad) == nil, "\(bad)")
+        }
     }
 
     /// SPEC §11: every per-principal collection is capped.

@@ -104,7 +104,7 @@ final class DaemonProcess: LoopbackClient, Sendable {
 
     /// Runs any program to completion: (exit status, standard output + error).
     /// It runs in a temporary folder, so tools that leave caches behind leave them there.
-    static func runTool(_ executable: URL, _ arguments: [String]) throws -> (Int32, String) {
+    static func runTool(_ executable: URL, _ arguments: [String], environment extra: [String: String] = [:]) throws -> (Int32, String) {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-tool-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -115,6 +115,7 @@ final class DaemonProcess: LoopbackClient, Sendable {
         var environment = ProcessInfo.processInfo.environment
         environment["FLOWGATE_ADMIN_PASSWORD"] = LiveGateway.adminPassword
         environment["FLOWGATE_BCRYPT_COST"] = "4"
+        environment.merge(extra) { $1 }
         process.environment = environment
         let pipe = Pipe()
         process.standardOutput = pipe

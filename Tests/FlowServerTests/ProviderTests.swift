@@ -283,7 +283,8 @@ struct ProviderTests {
             #expect(try await register(##"{"namespace":"demo/x","methods":["LIST"],"schema":{"$dynamicRef":"#a"}}"##).errorcode == .validationFailed)
             // Over HTTP there is no socket to send calls to.
             let http = try await live.http("/api/system/system/providers/", method: .post, headers: [.contentType: "application/json"], body: Self.echo)
-            #expect(try http.envelope().errorcode == .invalidRequest)
+            #expect(try http.envelope().errorcode == .methodNotAllowed)
+            #expect(http.head.headerFields[.allow] == "GET, OPTIONS", "over HTTP, system/providers is LIST and OPEN only")
             // A second provider must offer what the first one does.
             try await ScriptedProvider.with(live, registration: Self.echo, script: { _ in .silence }) { _ in
                 #expect(try await register(#"{"namespace":"demo/jobs","methods":["LIST"]}"#).errorcode == .conflict)

@@ -201,10 +201,13 @@ struct CollectionHarness {
         let words = await harness.call(.list, parameters: ["search": "switch 1 berl"])
         #expect(words.data?.arrayValue?.map { $0["id"]! } == ["d01", "d10", "d13", "d16", "d19"])
         #expect(await harness.call(.list, parameters: ["search": "\" OR ( *"]).success)
+        // Field names are any text but `"` and control characters, quoted in the JSON path.
+        #expect(await harness.call(.list, parameters: ["sort": "a b", "filter": ["x.y": 1, "é[0]": "z"]]).success)
 
         for bad: JSONValue in [
-            ["limit": 0], ["limit": 1001], ["limit": "5"], ["order": "up"], ["sort": "a b"], ["cursor": "nonsense"], ["cursor": "ab+c/="], ["cursor": 5],
-            ["filter": ["a": [1]]], ["filter": ["a b": 1]], ["filter": "a"], ["search": 1], "text",
+            ["limit": 0], ["limit": 1001], ["limit": "5"], ["order": "up"], ["sort": "a\"b"], ["sort": ""], ["cursor": "nonsense"], ["cursor": "ab+c/="],
+            ["cursor": 5], ["filter": ["a": [1]]], ["filter": ["a\u{1}b": 1]], ["filter": "a"], ["search": 1], "text",
+            ["sort": .string(String(repeating: "f", count: 65))],
         ] {
             #expect(await harness.call(.list, parameters: bad).errorcode == .invalidRequest, "\(bad)")
         }
