@@ -22,6 +22,8 @@ let package = Package(
         .library(name: "FlowServer", targets: ["FlowServer"]),
         .library(name: "FlowClient", targets: ["FlowClient"]),
         .executable(name: "flowgate-example-provider", targets: ["flowgate-example-provider"]),
+        // What the libFuzzer targets in Tests/Fuzz (a package of their own) run; see Tests/Fuzz/README.md.
+        .library(name: "FlowFuzzHarness", targets: ["FlowFuzzHarness"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
@@ -151,6 +153,20 @@ let package = Package(
             path: "Tests/FlowTestSupport",
             swiftSettings: swiftSettings
         ),
+        // The fuzz harnesses: shared by the libFuzzer targets (Tests/Fuzz) and the regression test
+        // that replays their corpora and crashers.
+        .target(
+            name: "FlowFuzzHarness",
+            dependencies: [
+                "FlowProtocol", "FlowCore", "FlowSchema", "FlowServer", "FlowStore", "FlowTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Tests/FlowFuzzHarness",
+            swiftSettings: swiftSettings
+        ),
         // The raw-stack baseline of flowgate-bench (Benchmarks/README.md): Hummingbird with no gateway logic.
         .executableTarget(
             name: "flowgate-raw",
@@ -191,7 +207,7 @@ let package = Package(
         .testTarget(
             name: "FlowServerTests",
             dependencies: [
-                "FlowServer", "FlowCore", "FlowProtocol", "FlowTestSupport", "FlowAuth", "FlowStore", "FlowClient",
+                "FlowServer", "FlowCore", "FlowProtocol", "FlowTestSupport", "FlowAuth", "FlowStore", "FlowClient", "FlowFuzzHarness",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "WSClient", package: "swift-websocket"),

@@ -148,7 +148,7 @@ public struct CollectionEndpoint: Endpoint {
 
     /// SPEC §7.2's LIST parameters: `limit`, `cursor`, `sort`, `order`, `filter`, `search`,
     /// within `limits` (SPEC §11: `INVALID_REQUEST` past them).
-    static func listQuery(_ parameters: JSONValue?, limits: ListLimits) throws(FlowError) -> ListQuery {
+    public static func listQuery(_ parameters: JSONValue?, limits: ListLimits) throws(FlowError) -> ListQuery {
         var query = ListQuery()
         guard let parameters else { return query }
         guard case .object(let object) = parameters else {

@@ -1,9 +1,10 @@
-import FlowCore
-import FlowProtocol
+public import FlowCore
+public import FlowProtocol
 import Foundation
 import HTTPTypes
-import Hummingbird
-import HummingbirdCore
+public import Hummingbird
+public import HummingbirdCore
+public import NIOCore
 
 /// Turns an HTTP request under `/api/` into a call (SPEC §6.1–§6.3): the URL names the
 /// application, endpoint and maybe the object id; the other fields come from `Flow-Request-*`
@@ -14,23 +15,30 @@ import HummingbirdCore
 /// together with the failures in SPEC §3's order: body (`INVALID_JSON`), shape
 /// (`INVALID_REQUEST`, `UNKNOWN_METHOD`), then verb and sources (`METHOD_NOT_ALLOWED`,
 /// `AMBIGUOUS_REQUEST`).
-struct HTTPCallDecoder {
+public struct HTTPCallDecoder: Sendable {
     static let objectIDHeader = HTTPField.Name("Flow-Request-ObjectId")!
     static let namespaceHeader = HTTPField.Name("Flow-Request-Namespace")!
     static let methodHeader = HTTPField.Name("Flow-Request-Method")!
     static let parametersHeader = HTTPField.Name("Flow-Request-Parameters")!
     static let requestIDHeader = HTTPField.Name("Flow-Request-Id")!
 
-    struct Failure: Error {
-        let error: FlowError
-        let requestid: FlowProtocol.RequestID?
+    /// A request that cannot be a call: the failure to answer with, and its request id if known.
+    public struct Failure: Error {
+        public let error: FlowError
+        public let requestid: FlowProtocol.RequestID?
     }
 
     let registry: EndpointRegistry
     let maxJSONDepth: Int
 
+    /// A decoder resolving paths against `registry`'s endpoints (the fuzz harness builds one).
+    public init(registry: EndpointRegistry, maxJSONDepth: Int) {
+        self.registry = registry
+        self.maxJSONDepth = maxJSONDepth
+    }
+
     /// The call for `request` from its head and its `body` (failures in SPEC §3's order).
-    func call(head: Result<CallRequest, Failure>, body: ByteBuffer, contentType: String?) throws(Failure) -> CallRequest {
+    public func call(head: Result<CallRequest, Failure>, body: ByteBuffer, contentType: String?) throws(Failure) -> CallRequest {
         let data: JSONValue?
         do throws(FlowError) {
             data = try self.decodeBody(body, contentType: contentType)
@@ -49,7 +57,7 @@ struct HTTPCallDecoder {
 
     /// The call for `request` without its body: what the URL and the headers say (SPEC §6.1–§6.3),
     /// the request's path after `/api/` being `apiPath`.
-    func decodeHead(_ request: Request, apiPath: Substring, clientAddress: String?) -> Result<CallRequest, Failure> {
+    public func decodeHead(_ request: Request, apiPath: Substring, clientAddress: String?) -> Result<CallRequest, Failure> {
         do throws(Failure) {
             return .success(try self.head(request, apiPath: apiPath, clientAddress: clientAddress))
         } catch {

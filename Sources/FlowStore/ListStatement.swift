@@ -95,9 +95,13 @@ struct ListStatement {
         }
     }
 
-    /// User text as an FTS5 query: every word must appear, as a prefix. Quotes make any text safe.
+    /// User text as an FTS5 query: every word must appear, as a prefix. Quotes make any text safe,
+    /// so the text's own `"` go, scalar by scalar: a `"` followed by a combining mark is one
+    /// Swift `Character` that a character-wise replace would miss (a fuzzer found it).
     static func matchExpression(_ text: String) -> String? {
-        let words = text.split(whereSeparator: { $0.isWhitespace }).map { $0.replacing("\"", with: "") }.filter { !$0.isEmpty }
+        var unquoted = String.UnicodeScalarView()
+        unquoted.append(contentsOf: text.unicodeScalars.lazy.filter { $0 != "\"" })
+        let words = String(unquoted).split(whereSeparator: { $0.isWhitespace }).filter { !$0.isEmpty }
         guard !words.isEmpty else { return nil }
         return words.map { "\"\($0)\"*" }.joined(separator: " ")
     }
