@@ -75,8 +75,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let limits: ConnectionLimits
     private var state: ConnectionTimeouts<ContinuousClock.Instant>
-    /// The last bytes of the head so far, to find its end ("\r\n\r\n") across reads.
-    private var headTail: [UInt8] = []
+    /// The last four bytes of the head so far, to find its end ("\r\n\r\n") across reads.
+    private var headTail: UInt32 = 0
     private var counted = false
     private var timer: Scheduled<Void>?
     private var timerDeadline: ContinuousClock.Instant?
@@ -143,19 +143,18 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// How many bytes of `buffer` belong to the head: up to its blank line, or all of them.
     private func headEnd(in buffer: ByteBuffer) -> Int? {
-        let tail = self.headTail
-        var window = tail
-        var end: Int?
-        for (offset, byte) in buffer.readableBytesView.enumerated() {
-            window.append(byte)
-            if window.count > 4 { window.removeFirst() }
-            if window == [13, 10, 13, 10] {
-                end = offset + 1
-                break
+        var window = self.headTail
+        var offset = 0
+        for byte in buffer.readableBytesView {
+            offset += 1
+            window = window << 8 | UInt32(byte)
+            if window == 0x0D0A_0D0A {
+                self.headTail = 0
+                return offset
             }
         }
-        self.headTail = end == nil ? window : []
-        return end
+        self.headTail = window
+        return nil
     }
 
     // MARK: What the observer reports
@@ -216,7 +215,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Answers with `status` (written as bytes: the HTTP encoder is behind this handler) and closes.
     private func refuse(_ context: ChannelHandlerContext, _ status: String) {
         let response = "HTTP/1.1 \(status)\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-        context.writeAndFlush(NIOAny(ByteBuffer(string: response))).whenComplete { _ in context.close(promise: nil) }
+        context.writeAndFlush(NIOAny(ByteBuffer(string: response))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 }
 
@@ -252,8 +251,11 @@ final class ExchangeObserver: ChannelDuplexHandler, RemovableChannelHandler {
         case .end:
             self.connectionGuard?.responseEnded()
             guard self.closeAfterResponse else { return context.write(data, promise: promise) }
-            context.writeAndFlush(data, promise: promise)
-            context.close(promise: nil)
+            // Closed once the response is out, not before: a close fails writes still pending.
+            context.writeAndFlush(data).assumeIsolated().whenComplete { result in
+                promise?.completeWith(result)
+                context.close(promise: nil)
+            }
         }
     }
 }

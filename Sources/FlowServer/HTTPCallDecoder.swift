@@ -178,15 +178,15 @@ public struct HTTPCallDecoder: Sendable {
     /// SPEC §6.3's verb table (``VerbTable``): the method a request carries, and — when it was
     /// not given but defaulted — the other methods its verb could have carried.
     static func method(for verb: HTTPRequest.Method, given: Method?, hasObjectID: Bool) throws(FlowError) -> (Method, alternatives: [Method]) {
-        let allowed = VerbTable.methods(of: verb, withObjectID: true) + VerbTable.methods(of: verb, withObjectID: false)
+        let allowed = VerbTable.anyMethods(of: verb)
         guard !allowed.isEmpty else {
             throw FlowError(.methodNotAllowed, "HTTP \(verb.rawValue) cannot carry a call; use GET, POST, PUT, PATCH or DELETE")
         }
         guard let given else {
             let carried = VerbTable.methods(of: verb, withObjectID: hasObjectID)
             // A PUT, PATCH or DELETE without an object id: the method is theirs, the object id is missing.
-            guard let fallback = carried.first else { return (VerbTable.methods(of: verb, withObjectID: true)[0], []) }
-            return (fallback, Array(carried.dropFirst()))
+            guard let fallback = carried.first else { return (allowed[0], []) }
+            return (fallback, VerbTable.alternatives(of: verb, withObjectID: hasObjectID))
         }
         guard allowed.contains(given) else {
             throw FlowError(.methodNotAllowed, "HTTP \(verb.rawValue) cannot carry \(given.rawValue); it carries \(allowed.map(\.rawValue).joined(separator: ", "))")

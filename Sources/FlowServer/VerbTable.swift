@@ -10,16 +10,49 @@ enum VerbTable {
     static let verbs: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete]
 
     /// The methods `verb` carries for a call with or without an object id, its default first;
-    /// empty when it carries none (a PUT needs an object id).
+    /// empty when it carries none (a PUT needs an object id). Tables, not literals: every HTTP
+    /// request looks here.
     static func methods(of verb: HTTPRequest.Method, withObjectID: Bool) -> [FlowProtocol.Method] {
         switch verb {
-        case .get: withObjectID ? [.open, .index, .delete] : [.list]
-        case .post: withObjectID ? [.update, .run] : [.create]
-        case .put, .patch: withObjectID ? [.update] : []
-        case .delete: withObjectID ? [.delete] : []
-        default: []
+        case .get: withObjectID ? Self.getItem : Self.getCollection
+        case .post: withObjectID ? Self.postItem : Self.postCollection
+        case .put, .patch: withObjectID ? Self.update : Self.none
+        case .delete: withObjectID ? Self.delete : Self.none
+        default: Self.none
         }
     }
+
+    /// Every method `verb` carries, with an object id or without.
+    static func anyMethods(of verb: HTTPRequest.Method) -> [FlowProtocol.Method] {
+        switch verb {
+        case .get: Self.getAny
+        case .post: Self.postAny
+        case .put, .patch: Self.update
+        case .delete: Self.delete
+        default: Self.none
+        }
+    }
+
+    /// The methods `verb` carries besides its default (``methods(of:withObjectID:)`` without its first).
+    static func alternatives(of verb: HTTPRequest.Method, withObjectID: Bool) -> [FlowProtocol.Method] {
+        switch verb {
+        case .get where withObjectID: Self.getItemAlternatives
+        case .post where withObjectID: Self.postItemAlternatives
+        default: Self.none
+        }
+    }
+
+    private static let getItem: [FlowProtocol.Method] = [.open, .index, .delete]
+    private static let getItemAlternatives: [FlowProtocol.Method] = [.index, .delete]
+    private static let postItemAlternatives: [FlowProtocol.Method] = [.run]
+    private static let getCollection: [FlowProtocol.Method] = [.list]
+    private static let getAny: [FlowProtocol.Method] = [.open, .index, .delete, .list]
+    private static let postItem: [FlowProtocol.Method] = [.update, .run]
+    private static let postCollection: [FlowProtocol.Method] = [.create]
+    private static let postAny: [FlowProtocol.Method] = [.update, .run, .create]
+    private static let update: [FlowProtocol.Method] = [.update]
+    private static let delete: [FlowProtocol.Method] = [.delete]
+    private static let none: [FlowProtocol.Method] = []
 
     /// The methods of `definition` a call over HTTP can reach.
     static func reachable(_ definition: EndpointDefinition) -> Set<FlowProtocol.Method> {

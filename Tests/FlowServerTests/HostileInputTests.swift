@@ -1,4 +1,5 @@
 import FlowProtocol
+import FlowTestSupport
 import Foundation
 import HTTPTypes
 import NIOCore
@@ -30,7 +31,7 @@ struct HostileInputTests {
 
     /// The daemon still serves: an authenticated call answers within a second, and it runs.
     static func stillServes(_ daemon: DaemonProcess, sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        let answered = try await Self.within(.seconds(1)) {
+        let answered = try await Self.within(TestTime.bound(.seconds(1))) {
             try await daemon.http("/api/system/system/endpoints/").envelope().success
         }
         #expect(answered == true, "an ordinary call did not answer within a second", sourceLocation: sourceLocation)
@@ -268,7 +269,7 @@ struct HostileInputTests {
         let lists = (0..<4).map { _ in
             Task { try await daemon.http("/api/inventory/inventory/device/", headers: [.flowRequestParameters: slow]).envelope().errorcode }
         }
-        let answered = try await Self.within(.seconds(1)) { try await daemon.http("/api/inventory/inventory/device/d7").envelope().success }
+        let answered = try await Self.within(TestTime.bound(.seconds(1))) { try await daemon.http("/api/inventory/inventory/device/d7").envelope().success }
         #expect(answered == true, "an OPEN waited behind slow LISTs")
         for list in lists { #expect(try await list.value == .timeout) }
         try await Self.stillServes(daemon)

@@ -198,7 +198,7 @@ final class TestSocket {
         let outbound = self.outbound
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                try await Task.sleep(for: limit)
+                try await Task.sleep(for: TestTime.bound(limit))
                 try await outbound.close(.normalClosure, reason: "the server did not close")
             }
             try await self.expectClosed()

@@ -43,7 +43,7 @@ struct ProviderTests {
 
     /// Polls `condition` for up to `limit` (what the gateway does next happens on another task).
     static func eventually(within limit: Duration = .seconds(2), _ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + limit
+        let deadline = ContinuousClock.now + TestTime.bound(limit)
         while !condition() {
             guard ContinuousClock.now < deadline else { return false }
             try? await Task.sleep(for: .milliseconds(10))
@@ -103,7 +103,7 @@ struct ProviderTests {
                 let (response, elapsed) = try await Self.call(live, Self.frame("OPEN", objectid: "slow"))
                 #expect(response.errorcode == .timeout)
                 #expect(response.message == "The provider did not answer within 300 ms")
-                #expect(elapsed >= .milliseconds(300) && elapsed < .milliseconds(1300))
+                #expect(elapsed >= .milliseconds(300) && elapsed < TestTime.bound(.milliseconds(1300)))
                 let callID = try #require(provider.calls.first?["call"]?.stringValue)
                 #expect(await Self.eventually { provider.cancels == [callID] })
                 #expect(live.gateway.providers.pendingCalls == 0)
@@ -120,12 +120,12 @@ struct ProviderTests {
     }
 
     @Test func aProviderThatDiesAnswersItsPendingCallsAtOnce() async throws {
-        try await LiveGateway.runShipped(configure: { $0.providers.gracePeriod = .milliseconds(400) }) { live in
+        try await LiveGateway.runShipped(configure: { $0.providers.gracePeriod = TestTime.bound(.milliseconds(400)) }) { live in
             try await ScriptedProvider.with(live, registration: Self.registration()) { _ in .close } _: { _ in
                 // A RUN is not retried: PROVIDER_UNAVAILABLE at once, far inside the 30 s timeout.
                 let (response, elapsed) = try await Self.call(live, Self.frame("RUN", objectid: "j-1", data: "{}"))
                 #expect(response.errorcode == .providerUnavailable)
-                #expect(elapsed < .seconds(1))
+                #expect(elapsed < TestTime.bound(.seconds(1)))
                 #expect(live.gateway.providers.pendingCalls == 0)
             }
             // The grace period answers 503, then the namespace is withdrawn: 404.
@@ -187,7 +187,7 @@ struct ProviderTests {
                     try await socket.send(Self.frame("OPEN", objectid: "other", requestid: "other"))
                     let limited = try await socket.receive()
                     #expect(limited.requestid == .string("other") && limited.errorcode == .rateLimited)
-                    #expect(ContinuousClock.now - start < .milliseconds(1200))
+                    #expect(ContinuousClock.now - start < TestTime.bound(.milliseconds(1200)))
                     #expect(try await socket.receive().data == "long")
                     // A call that finds the slot taken for a short while gets it when it frees.
                     try await socket.send(Self.frame("OPEN", objectid: "short", requestid: "short"))
