@@ -51,16 +51,16 @@ public final class AuthService: Authenticator, RevocableCredentials {
     public let configuration: AuthConfiguration
     let logger: Logger
     let now: @Sendable () -> Double
-    private let directory: Mutex<AuthDirectory>
-    private let basicCache = Mutex<[[UInt8]: BasicEntry]>([:])
+    private let directory: Locked<AuthDirectory>
+    private let basicCache = Locked<[[UInt8]: BasicEntry]>([:])
     /// Passwords checked with bcrypt so far (tests; later a metric).
     let passwordChecks = Atomic<Int>(0)
     /// Basic verifications running now, by cache key (see `authenticateBasic`).
-    private let pendingBasic = Mutex<[[UInt8]: Task<AuthDirectory.User, any Error>]>([:])
-    private let limiter: Mutex<LoginLimiter>
+    private let pendingBasic = Locked<[[UInt8]: Task<AuthDirectory.User, any Error>]>([:])
+    private let limiter: Locked<LoginLimiter>
     /// The global cap on password hashes at once (SPEC §11).
     let hashes: HashGate
-    private let watchers = Mutex<[Int: AsyncStream<Void>.Continuation]>([:])
+    private let watchers = Locked<[Int: AsyncStream<Void>.Continuation]>([:])
     private let nextWatcher = Atomic<Int>(0)
     /// A bcrypt hash of nothing anyone knows: an unknown user costs as much time as a wrong password.
     private let decoyHash: String
@@ -80,8 +80,8 @@ public final class AuthService: Authenticator, RevocableCredentials {
         self.configuration = configuration
         self.logger = logger
         self.now = now
-        self.directory = Mutex(AuthDirectory(AuthRecords(version: -1, users: [], roles: [], tokens: [])))
-        self.limiter = Mutex(LoginLimiter(limit: configuration.loginFailuresPerMinute))
+        self.directory = Locked(AuthDirectory(AuthRecords(version: -1, users: [], roles: [], tokens: [])))
+        self.limiter = Locked(LoginLimiter(limit: configuration.loginFailuresPerMinute))
         self.hashes = HashGate(
             limit: configuration.maxPasswordHashes, queueLimit: 8 * configuration.maxPasswordHashes, maxWait: configuration.passwordHashWait
         )

@@ -1,4 +1,4 @@
-import Synchronization
+import FlowProtocol
 
 /// A global cap on password hashes running at once (SPEC §11): bcrypt is made to be slow, so
 /// many different credentials arriving together must not put many hashes on the CPU.
@@ -21,7 +21,7 @@ final class HashGate: Sendable {
     let limit: Int
     let queueLimit: Int
     let maxWait: Duration
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(limit: Int, queueLimit: Int, maxWait: Duration) {
         self.limit = max(1, limit)

@@ -1,6 +1,5 @@
 public import FlowProtocol
 import Logging
-import Synchronization
 import WSCore
 
 extension FlowClient {

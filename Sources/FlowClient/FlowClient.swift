@@ -2,7 +2,6 @@ public import FlowProtocol
 public import Logging
 public import ServiceLifecycle
 import HTTPTypes
-import Synchronization
 import WSClient
 import WSCore
 
@@ -60,7 +59,7 @@ public final class FlowClient: Service, Sendable {
 
     public let configuration: FlowClientConfiguration
     let logger: Logger
-    let state = Mutex(State())
+    let state = Locked(State())
     static let providers = Namespace("system/providers")!
 
     public init(configuration: FlowClientConfiguration, logger: Logger = Logger(label: "flowgate.client")) {

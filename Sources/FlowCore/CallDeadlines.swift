@@ -1,5 +1,4 @@
 import FlowProtocol
-import Synchronization
 
 /// Enforces the call timeout without a timer per call: calls register their deadline, and one
 /// sweeper task, alive only while calls are running, cancels the calls that run past it.
@@ -24,7 +23,7 @@ final class CallDeadlines: Sendable {
 
     let timeout: Duration
     private let interval: Duration
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(timeout: Duration) {
         self.timeout = timeout

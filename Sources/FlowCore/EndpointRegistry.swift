@@ -1,10 +1,9 @@
 public import FlowProtocol
-import Synchronization
 
 /// Every endpoint the gateway serves, keyed by namespace (SPEC §4). Lookups are on the hot
 /// path: one uncontended lock around a dictionary read.
 public final class EndpointRegistry: Sendable {
-    private let endpoints = Mutex<[Namespace: any Endpoint]>([:])
+    private let endpoints = Locked<[Namespace: any Endpoint]>([:])
 
     public init() {}
 

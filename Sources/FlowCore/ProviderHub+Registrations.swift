@@ -1,7 +1,6 @@
 import Foundation
 import FlowProtocol
 import Logging
-import Synchronization
 
 extension ProviderHub {
     /// Reserves `definition`'s namespace for providers (an `Endpoints/` file with `"kind": "provider"`):

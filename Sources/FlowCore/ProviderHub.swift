@@ -42,7 +42,7 @@ public final class ProviderHub: Sendable {
     let configuration: ProviderConfiguration
     let compileSchema: @Sendable (JSONValue) throws(FlowError) -> any DataValidator
     let logger: Logger
-    let state: Mutex<ProviderState>
+    let state: Locked<ProviderState>
     private let retries = Atomic<Int>(0)
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
@@ -59,7 +59,7 @@ public final class ProviderHub: Sendable {
         self.configuration = configuration
         self.compileSchema = compileSchema
         self.logger = logger
-        self.state = Mutex(ProviderState(gracePeriod: configuration.gracePeriod))
+        self.state = Locked(ProviderState(gracePeriod: configuration.gracePeriod))
         (self.wakeups, self.wake) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 

@@ -1,4 +1,4 @@
-import Synchronization
+import FlowProtocol
 
 /// The calls one WebSocket runs, each in a task of its own, at most `limit` at a time: frames
 /// with a `requestid` concurrently, frames without one in order (each starts when the one
@@ -19,7 +19,7 @@ final class ConcurrentCalls: Sendable {
     }
 
     let limit: Int
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(limit: Int) {
         self.limit = limit

@@ -1,6 +1,6 @@
 import FlowCore
 import NIOWebSocket
-import Synchronization
+import FlowProtocol
 
 /// The open WebSockets: counted against `max_sockets`, closed together on shutdown, and closed
 /// with 4001 when the credential they were opened with is revoked (SPEC §5.3).
@@ -18,7 +18,7 @@ final class ConnectionRegistry: Sendable {
         var entries: [Int: Entry] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     let limit: Int
     /// Who says whether a credential was revoked; nil when credentials never are.
     let credentials: (any RevocableCredentials)?

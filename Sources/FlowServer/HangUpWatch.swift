@@ -1,5 +1,5 @@
 import NIOCore
-import Synchronization
+import FlowProtocol
 
 /// Cancels an HTTP call when its client hangs up before the answer, so that a provider gets its
 /// `cancel` and an upstream request is abandoned (SPEC §5.4: the caller went away).
@@ -17,7 +17,7 @@ final class HangUpWatch: Sendable {
         var connections: [ObjectIdentifier: [UInt64: @Sendable () -> Void]] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Runs `operation` in a task of its own, cancelled if `channel` closes first.
     func run<T: Sendable>(on channel: any Channel, _ operation: @escaping @Sendable () async -> T) async -> T {

@@ -47,7 +47,7 @@ final class AuthFixture: Sendable {
 
 /// Seconds since 1970 that move only when told.
 final class TestClock: Sendable {
-    private let seconds = Mutex<Double>(1_800_000_000)
+    private let seconds = Locked<Double>(1_800_000_000)
     var now: Double { self.seconds.withLock { $0 } }
     func advance(_ by: Double) { self.seconds.withLock { $0 += by } }
 }
@@ -288,7 +288,7 @@ struct AuthServiceTests {
     /// refused with RATE_LIMITED instead of queueing more hashes on the CPU.
     @Test func passwordHashesHaveAGlobalCap() async throws {
         final class Hashes: Sendable {
-            let state = Mutex((now: 0, peak: 0, released: false))
+            let state = Locked((now: 0, peak: 0, released: false))
             var released: Bool { self.state.withLock { $0.released } }
         }
         let gate = HashGate(limit: 1, queueLimit: 2, maxWait: .seconds(30))

@@ -8,7 +8,6 @@ import HTTPTypes
 import HummingbirdTesting
 import Logging
 import NIOWebSocket
-import Synchronization
 import Testing
 import WSCore
 
@@ -84,7 +83,7 @@ struct AuthEndToEndTests {
             #expect(listed.data?.arrayValue?.first { $0["id"] == .string(id) }?["token"] == nil, "LIST shows metadata only")
             #expect(try await live.http("/api/inventory/inventory/device/", headers: Self.bearer(token)).head.status == .ok)
 
-            let frameTokenAnswer = Mutex<Response?>(nil)
+            let frameTokenAnswer = Locked<Response?>(nil)
             let close = try await live.webSocket("/ws/inventory/device", headers: [.flowAuthToken: token]) { socket in
                 try await socket.send(#"{"method":"LIST"}"#)
                 #expect(try await socket.receive().success)
@@ -255,7 +254,7 @@ struct AuthEndToEndTests {
 
     @Test func aWholeSessionLogsNoTokenAndNoPassword() async throws {
         let log = RecordingLogHandler.Store()
-        let secrets = Mutex<[String]>([LiveGateway.adminPassword, "rita-password", "rita-new-password", "wrong-password"])
+        let secrets = Locked<[String]>([LiveGateway.adminPassword, "rita-password", "rita-new-password", "wrong-password"])
         try await LiveGateway.runShipped(logger: log.logger(level: .trace)) { live in
             let session = try await Self.login(live, "admin", LiveGateway.adminPassword)
             _ = try await live.http(

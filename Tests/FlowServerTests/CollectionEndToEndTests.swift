@@ -6,7 +6,6 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
-import Synchronization
 import Testing
 
 /// The shipped `inventory/device` collection through the gateway `flowgate serve` builds.
@@ -57,7 +56,7 @@ struct CollectionEndToEndTests {
 
     @Test func crudOverWebSocketMatchesHTTP() async throws {
         try await LiveGateway.runShipped { live in
-            let created = Mutex<Response?>(nil)
+            let created = Locked<Response?>(nil)
             try await live.webSocket("/ws/inventory/device") { socket in
                 try await socket.send(#"{"method":"CREATE","data":\#(Self.device),"requestid":"c1"}"#)
                 let response = try await socket.receive()
@@ -69,7 +68,7 @@ struct CollectionEndToEndTests {
                 #expect(try await socket.receive().data?.arrayValue?.count == 1)
             }
             let id = try #require(created.withLock { $0 }?.data?["id"]?.stringValue)
-            let overWS = Mutex<String?>(nil)
+            let overWS = Locked<String?>(nil)
             try await live.webSocket { socket in
                 try await socket.send(#"{"method":"OPEN","namespace":"inventory/device","objectid":"\#(id)","requestid":"same"}"#)
                 let text = try await socket.receiveText()

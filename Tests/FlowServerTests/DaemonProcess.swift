@@ -1,6 +1,6 @@
 import Foundation
 import HTTPTypes
-import Synchronization
+import FlowProtocol
 
 /// The real `flowgate` executable, started as a child process in a fresh temporary folder.
 final class DaemonProcess: LoopbackClient, Sendable {
@@ -13,7 +13,7 @@ final class DaemonProcess: LoopbackClient, Sendable {
 
     /// What the daemon wrote to standard error, appended to from the pipe's reader.
     final class LogBuffer: Sendable {
-        private let text = Mutex("")
+        private let text = Locked("")
         func append(_ data: Data) { self.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
         var value: String { self.text.withLock { $0 } }
     }

@@ -210,8 +210,8 @@ struct FlowClientTests {
 
 /// What the load run saw, shared by its tasks.
 final class LoadTally: Sendable {
-    let served = Mutex<[Int]>([0, 0, 0, 0])
-    let outcomes = Mutex<[String: Int]>([:])
+    let served = Locked<[Int]>([0, 0, 0, 0])
+    let outcomes = Locked<[String: Int]>([:])
     let answered = Atomic<Int>(0)
 }
 

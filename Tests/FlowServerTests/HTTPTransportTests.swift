@@ -4,7 +4,6 @@ import FlowServer
 import FlowTestSupport
 import HTTPTypes
 import HummingbirdTesting
-import Synchronization
 import Testing
 
 @Suite(.serialized, .timeLimit(.minutes(2)))
@@ -323,7 +322,7 @@ struct HTTPTransportTests {
             ]
             for (frame, uri, headers) in frames {
                 let overHTTP = try await live.http(uri, headers: headers).bodyText
-                let overWS = Mutex<String?>(nil)
+                let overWS = Locked<String?>(nil)
                 try await live.webSocket { socket in
                     try await socket.send(frame)
                     let text = try await socket.receiveText()
@@ -334,7 +333,7 @@ struct HTTPTransportTests {
             }
             // Failures too, apart from the fresh errorid.
             let httpFailure = try await live.http("/api/test/test/echo/", headers: [.flowRequestMethod: "OPEN"]).envelope()
-            let wsFailure = Mutex<Response?>(nil)
+            let wsFailure = Locked<Response?>(nil)
             try await live.webSocket { socket in
                 try await socket.send(#"{"method":"OPEN","namespace":"test/echo"}"#)
                 let response = try await socket.receive()

@@ -3,7 +3,6 @@ import FlowTestSupport
 import Foundation
 import HTTPTypes
 import NIOCore
-import Synchronization
 import Testing
 import WSCore
 import HummingbirdTesting

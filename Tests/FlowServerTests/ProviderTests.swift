@@ -7,7 +7,6 @@ import HTTPTypes
 import HummingbirdTesting
 import Logging
 import NIOWebSocket
-import Synchronization
 import Testing
 import WSCore
 
@@ -31,7 +30,7 @@ struct ProviderTests {
 
     /// One call over a fresh WebSocket, with how long the answer took.
     static func call(_ live: LiveGateway, _ frame: String, headers: HTTPFields = [:]) async throws -> (Response, Duration) {
-        let answer = Mutex<(Response, Duration)?>(nil)
+        let answer = Locked<(Response, Duration)?>(nil)
         try await live.webSocket(headers: headers) { socket in
             let start = ContinuousClock.now
             try await socket.send(frame)

@@ -1,6 +1,6 @@
 import NIOCore
 import NIOPosix
-import Synchronization
+import FlowProtocol
 
 /// A bare TCP client: writes bytes as given and collects every byte the server sends, without
 /// any WebSocket behaviour of its own (it never answers a ping).
@@ -10,7 +10,7 @@ final class RawSocket: Sendable {
 
     final class Received: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
-        let bytes = Mutex<[UInt8]>([])
+        let bytes = Locked<[UInt8]>([])
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let buffer = self.unwrapInboundIn(data)
             self.bytes.withLock { $0.append(contentsOf: buffer.readableBytesView) }

@@ -2,7 +2,6 @@ import FlowProtocol
 import Foundation
 import HTTPTypes
 import NIOWebSocket
-import Synchronization
 import WSClient
 import WSCore
 
@@ -25,10 +24,10 @@ final class ScriptedProvider: Sendable {
     }
 
     let name: String
-    private let received = Mutex<[JSONObject]>([])
-    private let outbound = Mutex<WebSocketOutboundWriter?>(nil)
+    private let received = Locked<[JSONObject]>([])
+    private let outbound = Locked<WebSocketOutboundWriter?>(nil)
     /// The registration's id, once registered.
-    let registrationID = Mutex<String?>(nil)
+    let registrationID = Locked<String?>(nil)
 
     init(name: String) { self.name = name }
 

@@ -7,7 +7,6 @@ import HTTPTypes
 import NIOWebSocket
 import ServiceLifecycle
 import HummingbirdTesting
-import Synchronization
 import Testing
 import WSCore
 

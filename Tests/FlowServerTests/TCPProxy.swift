@@ -1,13 +1,13 @@
 import NIOCore
 import NIOPosix
-import Synchronization
+import FlowProtocol
 
 /// A loopback TCP proxy that can cut every connection through it at once — no WebSocket close,
 /// just the TCP connections gone, as when a network path or a process dies — and keeps
 /// accepting new ones.
 final class TCPProxy: Sendable {
     private let server: any Channel
-    private let open = Mutex<[any Channel]>([])
+    private let open = Locked<[any Channel]>([])
     let port: Int
 
     private init(server: any Channel) {
@@ -17,7 +17,7 @@ final class TCPProxy: Sendable {
 
     /// A proxy on a free loopback port forwarding to `127.0.0.1:target`.
     static func start(forwardingTo target: Int) async throws -> TCPProxy {
-        let box = Mutex<TCPProxy?>(nil)
+        let box = Locked<TCPProxy?>(nil)
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.autoRead, value: false)

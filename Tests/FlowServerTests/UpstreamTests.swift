@@ -8,7 +8,6 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import NIOPosix
-import Synchronization
 import Testing
 
 /// Upstream endpoints (SPEC §7.5) through real sockets: a gateway with `"kind": "upstream"`
@@ -18,8 +17,8 @@ import Testing
 struct UpstreamTests {
     /// What the upstream service received: each body and whether it carried an `Authorization` header.
     final class Received: Sendable {
-        let bodies = Mutex<[JSONValue]>([])
-        let authorized = Mutex<[Bool]>([])
+        let bodies = Locked<[JSONValue]>([])
+        let authorized = Locked<[Bool]>([])
     }
 
     /// A loopback HTTP service playing the upstream: `/rpc` answers envelopes, `/slow` takes 3 s,

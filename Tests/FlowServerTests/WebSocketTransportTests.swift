@@ -4,7 +4,6 @@ import FlowServer
 import FlowTestSupport
 import HTTPTypes
 import NIOWebSocket
-import Synchronization
 import Testing
 import WSCore
 

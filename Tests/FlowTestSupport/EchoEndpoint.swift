@@ -1,7 +1,6 @@
 public import FlowCore
 public import FlowProtocol
 import Dispatch
-import Synchronization
 
 /// A test endpoint supporting all seven methods. It answers with what it was given:
 /// `{method, objectid, parameters, data, user}`. Parameters steer it:
@@ -10,7 +9,7 @@ import Synchronization
 /// never reach the client; `fail: "missing"` throws `DO_NOT_EXIST`.
 public final class EchoEndpoint: Endpoint {
     public let definition: EndpointDefinition
-    private let running = Mutex((now: 0, peak: 0, total: 0))
+    private let running = Locked((now: 0, peak: 0, total: 0))
     private let dataValidator: (any DataValidator)?
 
     public init(

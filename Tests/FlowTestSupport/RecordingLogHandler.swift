@@ -1,11 +1,11 @@
 public import Logging
-import Synchronization
+import FlowProtocol
 
 /// A log handler that keeps every line (message and metadata) so tests can read the log.
 public struct RecordingLogHandler: LogHandler {
     /// The lines logged through every handler sharing this store.
     public final class Store: Sendable {
-        private let lines = Mutex<[String]>([])
+        private let lines = Locked<[String]>([])
         public init() {}
         public var all: [String] { self.lines.withLock { $0 } }
         func append(_ line: String) { self.lines.withLock { $0.append(line) } }

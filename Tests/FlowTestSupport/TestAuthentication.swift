@@ -1,13 +1,12 @@
 public import FlowCore
 public import FlowProtocol
-import Synchronization
 
 /// Tokens from a table; no credential is no identity; anything else is `UNAUTHENTICATED`.
 /// Remembers every credential it was shown, so tests can check which one a transport passed.
 public final class TokenTableAuthenticator: Authenticator {
     let tokens: [String: Identity]
     let users: [String: (password: String, identity: Identity)]
-    private let seen = Mutex<[Credential?]>([])
+    private let seen = Locked<[Credential?]>([])
 
     public init(tokens: [String: Identity], users: [String: (password: String, identity: Identity)] = [:]) {
         self.tokens = tokens
