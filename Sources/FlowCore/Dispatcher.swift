@@ -82,26 +82,42 @@ public final class Dispatcher: Sendable {
         self.deadlines = CallDeadlines(timeout: configuration.callTimeout)
     }
 
-    /// Dispatches one call and always answers: failures are responses, never thrown.
+    /// Dispatches one call in a child task and always answers: failures are responses, never thrown.
     public func dispatch(_ request: CallRequest) async -> DispatchResult {
-        await self.dispatch(request) { $0 }
+        await self.dispatch(.call(request), from: CallSource(transport: request.origin.transport, tasking: .shared(hangUp: nil))) { $0 }
     }
 
-    /// Dispatches one call and hands the answer to `deliver` while the call still counts as in
-    /// flight, so a drain (``waitUntilIdle(deadline:)``) also waits for the answer to be sent.
+    /// Answers what a transport decoded — the call's result, or the failure for what did not
+    /// decode — and hands the answer to `deliver` while the call still counts as in flight, so a
+    /// drain (``waitUntilIdle(deadline:)``) also waits for the answer to be sent.
     ///
-    /// A call that times out is cancelled through its task. By default that is a child task of
-    /// its own, so the caller is never cancelled. `runsInOwnTask: true` says the calling task
-    /// exists only for this call: the call then runs in it, which saves a task per call, and a
-    /// timeout cancels the calling task too (`deliver` still runs, in the cancelled task).
+    /// A call that times out is cancelled through the task it runs in, chosen from
+    /// `source.tasking`: the dispatching task itself when it is dedicated to the call (a timeout
+    /// cancels it too; `deliver` still runs, in the cancelled task); otherwise a child task, so
+    /// the transport's task is never cancelled — or, for endpoints that may wait long (providers,
+    /// upstreams), a task the client hanging up cancels.
     public func dispatch<Delivered>(
-        _ request: CallRequest, runsInOwnTask: Bool = false, deliver: (DispatchResult) async -> Delivered
+        _ decoded: DecodedCall, from source: CallSource, deliver: (DispatchResult) async -> Delivered
     ) async -> Delivered {
         self.inFlight.add(1, ordering: .relaxed)
         defer { self.inFlight.subtract(1, ordering: .releasing) }
-        if runsInOwnTask { return await deliver(await self.answer(request)) }
-        async let answer = self.answer(request)
-        return await deliver(await answer)
+        let request: CallRequest
+        switch decoded {
+        case .call(let call):
+            request = call
+        case .failure(let error, let requestid):
+            return await deliver(DispatchResult(response: self.failure(error, requestid: requestid, origin: source.origin())))
+        }
+        switch source.tasking {
+        case .dedicated:
+            return await deliver(await self.answer(request))
+        case .shared(let hangUp):
+            if let hangUp, self.endpoint(for: request)?.handlesOwnTimeout == true {
+                return await deliver(await hangUp.run { await self.answer(request) })
+            }
+            async let answer = self.answer(request)
+            return await deliver(await answer)
+        }
     }
 
     private func answer(_ request: CallRequest) async -> DispatchResult {
@@ -122,7 +138,7 @@ public final class Dispatcher: Sendable {
 
     /// The failure response for `error` (the one error boundary), logged with its errorid.
     /// The log line names the user when one is known (SPEC §9: every `FORBIDDEN` is audited).
-    public func failure(
+    func failure(
         _ error: any Error, requestid: RequestID?, namespace: Namespace? = nil, method: Method? = nil, origin: CallOrigin, username: String? = nil
     ) -> Response {
         let errorid = UUID().uuidString.lowercased()

@@ -78,16 +78,6 @@ public struct Gateway: Sendable {
             guard await readiness() else { return Self.json(.serviceUnavailable, #"{"ready":false,"reason":"database"}"#) }
             return Self.json(.ok, #"{"ready":true,"endpoints":\#(registry.count)}"#)
         }
-        let openAPI: @Sendable (Request, GatewayRequestContext) async throws -> Response = { _, _ in
-            // Only what can be called now: a provider namespace with no provider is left out (SPEC §5.4).
-            let document = OpenAPIDocument(endpoints: registry.all.filter(\.isServed)).json()
-            return Response(
-                status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: document.encoded()))
-            )
-        }
-        router.get("/api/", use: openAPI)
-        router.get("/api/openapi.json", use: openAPI)
         let sockets = WebSocketRoutes(dispatcher: dispatcher, providers: providers, connections: connections, configuration: configuration, logger: logger)
         sockets.add(to: router)
 

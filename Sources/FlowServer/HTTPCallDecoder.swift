@@ -57,15 +57,15 @@ public struct HTTPCallDecoder: Sendable {
 
     /// The call for `request` without its body: what the URL and the headers say (SPEC §6.1–§6.3),
     /// the request's path after `/api/` being `apiPath`.
-    public func decodeHead(_ request: Request, apiPath: Substring, clientAddress: String?) -> Result<CallRequest, Failure> {
+    public func decodeHead(_ request: Request, apiPath: Substring, source: CallSource) -> Result<CallRequest, Failure> {
         do throws(Failure) {
-            return .success(try self.head(request, apiPath: apiPath, clientAddress: clientAddress))
+            return .success(try self.head(request, apiPath: apiPath, source: source))
         } catch {
             return .failure(error)
         }
     }
 
-    private func head(_ request: Request, apiPath: Substring, clientAddress: String?) throws(Failure) -> CallRequest {
+    private func head(_ request: Request, apiPath: Substring, source: CallSource) throws(Failure) -> CallRequest {
         let headers = request.headers
         let query = request.uri.queryParameters
         var sources = FieldSources()
@@ -122,8 +122,8 @@ public struct HTTPCallDecoder: Sendable {
         // (3) the verb, then fields given twice
         let resolved: (Method, alternatives: [Method])
         do throws(FlowError) { resolved = try Self.method(for: request.method, given: method, hasObjectID: objectid != nil) } catch { throw fail(error) }
-        let credential: Credential?
-        do throws(FlowError) { credential = try CredentialSources.credential(headers: headers, query: query) } catch { throw fail(error) }
+        var source = source
+        do throws(FlowError) { source.credential = try CredentialSources.credential(headers: headers, query: query) } catch { throw fail(error) }
         if let ambiguity = sources.firstAmbiguity { throw fail(ambiguity) }
 
         let envelope = Envelope(
@@ -132,7 +132,7 @@ public struct HTTPCallDecoder: Sendable {
         )
         return CallRequest(
             envelope: envelope,
-            origin: CallOrigin(transport: .http, credential: credential, clientAddress: clientAddress),
+            origin: source.origin(),
             application: target.application,
             unresolvedPath: target.unresolved,
             defaultedMethodAlternatives: resolved.alternatives

@@ -4,8 +4,10 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// The HTTP transport (SPEC §6): every request under `/api/<application>/…` becomes a call
-/// through the same dispatcher as WebSocket frames, and its response body is the same bytes.
+/// The HTTP transport (SPEC §6), the one place that routes `/api/`: `/api/` and
+/// `/api/openapi.json` are the OpenAPI document (SPEC §6.6); every other request under
+/// `/api/<application>/…` becomes a call through the same dispatcher as WebSocket frames, and
+/// its response body is the same bytes.
 struct HTTPTransport: RouterMiddleware {
     typealias Context = GatewayRequestContext
 
@@ -31,42 +33,51 @@ struct HTTPTransport: RouterMiddleware {
         let path = request.uri.path
         guard path.hasPrefix("/api/") else { return try await next(request, context) }
         let apiPath = path.dropFirst(5)
-        // `/api/` and `/api/openapi.json` are discovery, not calls.
-        if apiPath.isEmpty || apiPath == "openapi.json" { return try await next(request, context) }
+        if apiPath.isEmpty || apiPath == "openapi.json" {
+            guard request.method == .get || request.method == .head else { return try await next(request, context) }
+            return self.openAPI()
+        }
         if request.method == .options { return self.preflight(request) }
 
-        let result: DispatchResult
+        // A provider or upstream may take long: a client that hangs up cancels the call.
+        let source = CallSource(
+            transport: .http, clientAddress: context.clientAddress, tasking: .shared(hangUp: ChannelHangUp(watch: self.hangUps, channel: context.channel))
+        )
+        let decoded: DecodedCall
         // A request answered without its body being read closes its connection, so that the
         // body is not drained (a client that means well sends it again on a new one).
         var closing = false
         do {
-            let head = self.decoder.decodeHead(request, apiPath: apiPath, clientAddress: context.clientAddress)
+            let head = self.decoder.decodeHead(request, apiPath: apiPath, source: source)
             let body: ByteBuffer
             do {
-                body = try await self.collectBody(request, head: head, clientAddress: context.clientAddress)
+                body = try await self.collectBody(request, head: head, source: source)
             } catch {
                 closing = true
                 throw error
             }
-            let call = try self.decoder.call(head: head, body: body, contentType: request.headers[.contentType])
-            if let namespace = call.envelope.namespace, self.dispatcher.registry.endpoint(for: namespace)?.handlesOwnTimeout == true {
-                // A provider or upstream may take long: a client that hangs up cancels the call.
-                result = await self.hangUps.run(on: context.channel) { await self.dispatcher.dispatch(call, runsInOwnTask: true) { $0 } }
-            } else {
-                result = await self.dispatcher.dispatch(call)
-            }
+            decoded = .call(try self.decoder.call(head: head, body: body, contentType: request.headers[.contentType]))
         } catch let failure as HTTPCallDecoder.Failure {
-            let origin = CallOrigin(transport: .http, clientAddress: context.clientAddress)
-            result = DispatchResult(response: self.dispatcher.failure(failure.error, requestid: failure.requestid, origin: origin))
+            decoded = .failure(failure.error, requestid: failure.requestid)
         }
+        let result = await self.dispatcher.dispatch(decoded, from: source) { $0 }
         var response = self.response(result, for: request)
         if closing { response.headers[.connection] = "close" }
         return response
     }
 
+    /// The OpenAPI document of what can be called now: a provider namespace with no provider is
+    /// left out (SPEC §5.4).
+    private func openAPI() -> Response {
+        let document = OpenAPIDocument(endpoints: self.dispatcher.registry.all.filter(\.isServed)).json()
+        return Response(
+            status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: document.encoded()))
+        )
+    }
+
     /// The body, at most `max_message_bytes` of it (`PAYLOAD_TOO_LARGE` past that), read only
     /// when the caller may send one (SPEC §11: see ``Dispatcher/refusalBeforeBody(_:origin:)``).
-    private func collectBody(_ request: Request, head: Result<CallRequest, HTTPCallDecoder.Failure>, clientAddress: String?) async throws -> ByteBuffer {
+    private func collectBody(_ request: Request, head: Result<CallRequest, HTTPCallDecoder.Failure>, source: CallSource) async throws -> ByteBuffer {
         let limit = self.configuration.maxMessageBytes
         let requestid: FlowProtocol.RequestID? = switch head {
         case .success(let call): call.envelope.requestid
@@ -82,14 +93,13 @@ struct HTTPTransport: RouterMiddleware {
             origin = call.origin
         case .failure:
             // The head is wrong in some way, but whoever sends a body must still be known first.
+            var source = source
             do {
-                origin = CallOrigin(
-                    transport: .http, credential: try CredentialSources.credential(headers: request.headers, query: request.uri.queryParameters),
-                    clientAddress: clientAddress
-                )
+                source.credential = try CredentialSources.credential(headers: request.headers, query: request.uri.queryParameters)
             } catch {
                 throw HTTPCallDecoder.Failure(error: error, requestid: requestid)
             }
+            origin = source.origin()
         }
         if let refusal = await self.dispatcher.refusalBeforeBody(try? head.get(), origin: origin) {
             throw HTTPCallDecoder.Failure(error: refusal, requestid: requestid)

@@ -1,5 +1,6 @@
-import NIOCore
+import FlowCore
 import FlowProtocol
+import NIOCore
 
 /// Cancels an HTTP call when its client hangs up before the answer, so that a provider gets its
 /// `cancel` and an upstream request is abandoned (SPEC §5.4: the caller went away).
@@ -63,5 +64,15 @@ final class HangUpHandler: ChannelInboundHandler, RemovableChannelHandler, Senda
     func channelInactive(context: ChannelHandlerContext) {
         self.hungUp()
         context.fireChannelInactive()
+    }
+}
+
+/// One HTTP connection's hang-up, as the dispatcher asks for it.
+struct ChannelHangUp: HangUpSignal {
+    let watch: HangUpWatch
+    let channel: any Channel
+
+    func run<T: Sendable>(_ operation: @escaping @Sendable () async -> T) async -> T {
+        await self.watch.run(on: self.channel, operation)
     }
 }

@@ -18,13 +18,26 @@ struct WebSocketConnection {
     let providers: ProviderHub
     /// This socket, as calls and the provider hub refer to it.
     let handle: SocketHandle
+    /// The socket as its calls' origin: its credential (a frame's own `token` wins), address, handle.
+    let source: CallSource
     let configuration: GatewayConfiguration
     /// The namespace of `/ws/<namespace>`, used when a frame names none.
     let defaultNamespace: Namespace?
-    /// The credential of the upgrade request; a frame's own `token` wins.
-    let socketCredential: Credential?
-    let clientAddress: String?
     let logger: Logger
+
+    init(
+        dispatcher: Dispatcher, providers: ProviderHub, handle: SocketHandle, configuration: GatewayConfiguration, defaultNamespace: Namespace?,
+        socketCredential: Credential?, clientAddress: String?, logger: Logger
+    ) {
+        self.dispatcher = dispatcher
+        self.providers = providers
+        self.handle = handle
+        // Each call runs in a task of its own (ConcurrentCalls), cancelled when the socket closes.
+        self.source = CallSource(transport: .websocket, clientAddress: clientAddress, connection: handle, credential: socketCredential, tasking: .dedicated)
+        self.configuration = configuration
+        self.defaultNamespace = defaultNamespace
+        self.logger = logger
+    }
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
         var assembler = MessageAssembler(maxMessageBytes: self.configuration.maxMessageBytes)
@@ -48,7 +61,7 @@ struct WebSocketConnection {
                 try? await outbound.close(code, reason: reason)
                 return
             case .message(let kind, let message):
-                await self.handle(kind, message, outbound: outbound, concurrent: concurrent)
+                await self.handle(kind, message, concurrent: concurrent)
             }
         }
     }
@@ -56,21 +69,22 @@ struct WebSocketConnection {
     /// One whole message. Kept out of `run` so the frame of the read loop, which every idle
     /// socket holds while it waits, stays small.
     @inline(never)
-    private func handle(_ kind: MessageAssembler.Kind, _ message: ByteBuffer, outbound: WebSocketOutboundWriter, concurrent: ConcurrentCalls) async {
-        guard kind == .text else {
-            let error = FlowError(.invalidRequest, "Binary frames are not supported: send each envelope as a JSON text frame")
-            return await self.answer(self.dispatcher.failure(error, requestid: nil, origin: self.origin(nil)), outbound: outbound, concurrent: concurrent)
+    private func handle(_ kind: MessageAssembler.Kind, _ message: ByteBuffer, concurrent: ConcurrentCalls) async {
+        let decoded: DecodedCall
+        if kind == .text {
+            guard let call = self.decode(message) else { return }
+            decoded = call
+        } else {
+            decoded = .failure(FlowError(.invalidRequest, "Binary frames are not supported: send each envelope as a JSON text frame"), requestid: nil)
         }
-        guard let request = await self.decode(message, outbound: outbound, concurrent: concurrent) else { return }
-        // Without a requestid, in order. The call's task is its own: no second task per call
-        // inside the dispatcher.
-        await concurrent.start(inOrder: request.envelope.requestid == nil) {
-            await self.dispatcher.dispatch(request, runsInOwnTask: true) { await self.send($0.response, to: outbound) }
+        // Without a requestid, in order (failures too, in their turn); with one, concurrently.
+        await concurrent.start(inOrder: decoded.requestid == nil) {
+            await self.dispatcher.dispatch(decoded, from: self.source) { await self.handle.send($0.response) }
         }
     }
 
-    /// Decodes a text message into a call; answers the failures itself and returns nil for them.
-    private func decode(_ message: ByteBuffer, outbound: WebSocketOutboundWriter, concurrent: ConcurrentCalls) async -> CallRequest? {
+    /// Decodes a text message; nil for a provider frame, which goes to the provider hub.
+    private func decode(_ message: ByteBuffer) -> DecodedCall? {
         let maxDepth = self.configuration.maxJSONDepth
         let decoded = message.withUnsafeReadableBytes { bytes -> Result<InboundFrame, EnvelopeDecodingError> in
             do throws(EnvelopeDecodingError) {
@@ -81,38 +95,15 @@ struct WebSocketConnection {
         }
         switch decoded {
         case .failure(let failure):
-            let response = self.dispatcher.failure(failure.error, requestid: failure.requestid, origin: self.origin(nil))
-            await self.answer(response, outbound: outbound, concurrent: concurrent)
-            return nil
+            return .failure(failure.error, requestid: failure.requestid)
         case .success(.provider(let frame)):
             // An answer to a call this socket was sent as a provider; needs no token (SPEC §5.4 point 7).
             self.providers.deliver(frame, from: self.handle.id)
             return nil
         case .success(.envelope(var envelope)):
             if envelope.namespace == nil { envelope.namespace = self.defaultNamespace }
-            return CallRequest(envelope: envelope, origin: self.origin(envelope.token))
+            return .call(CallRequest(envelope: envelope, origin: self.source.origin(token: envelope.token)))
         }
-    }
-
-    /// A failure the read loop answers itself: without a `requestid`, in its turn after the
-    /// calls before it that have none; with one, at once.
-    private func answer(_ response: Response, outbound: WebSocketOutboundWriter, concurrent: ConcurrentCalls) async {
-        if response.requestid == nil {
-            await concurrent.start(inOrder: true) { await self.send(response, to: outbound) }
-        } else {
-            await self.send(response, to: outbound)
-        }
-    }
-
-    private func origin(_ token: String?) -> CallOrigin {
-        CallOrigin(
-            transport: .websocket, credential: token.map { .token($0) } ?? self.socketCredential, clientAddress: self.clientAddress,
-            connection: self.handle
-        )
-    }
-
-    private func send(_ response: Response, to outbound: WebSocketOutboundWriter) async {
-        await self.handle.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: response.encoded())))
     }
 }
 
@@ -124,6 +115,10 @@ struct SocketHandle: ConnectionHandle {
 
     func send(_ text: [UInt8]) async {
         await self.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: text)))
+    }
+
+    func send(_ response: FlowProtocol.Response) async {
+        await self.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: response.encoded())))
     }
 
     func close(code: UInt16, reason: String) async {

@@ -152,7 +152,7 @@ import Testing
             origin: CallOrigin(transport: .websocket, credential: .token("admin-token"))
         )
         let (response, cancelled) = await Task {
-            await self.dispatcher.dispatch(request, runsInOwnTask: true) { ($0.response, Task.isCancelled) }
+            await self.dispatcher.dispatch(.call(request), from: CallSource(transport: .websocket, tasking: .dedicated)) { ($0.response, Task.isCancelled) }
         }.value
         #expect(response.errorcode == .timeout)
         #expect(cancelled)
@@ -165,7 +165,7 @@ import Testing
             envelope: Envelope(method: .open, namespace: Namespace("test/echo"), objectid: "1", parameters: ["sleep_ms": 5_000]),
             origin: CallOrigin(transport: .websocket, credential: .token("admin-token"))
         )
-        let task = Task { await self.dispatcher.dispatch(request, runsInOwnTask: true) { $0.response } }
+        let task = Task { await self.dispatcher.dispatch(.call(request), from: CallSource(transport: .websocket, tasking: .dedicated)) { $0.response } }
         while self.echo.runningCalls == 0 { await Task.yield() }
         task.cancel()
         let response = await task.value
@@ -194,10 +194,11 @@ import Testing
 
     /// A drain must wait for answers to be sent, not only computed.
     @Test func callsCountAsInFlightUntilTheirAnswerIsDelivered() async {
-        let during = await self.dispatcher.dispatch(CallRequest(
+        let request = CallRequest(
             envelope: Envelope(method: .list, namespace: Namespace("test/echo")),
             origin: CallOrigin(transport: .websocket, credential: .token("admin-token"))
-        )) { result in
+        )
+        let during = await self.dispatcher.dispatch(.call(request), from: CallSource(transport: .websocket, tasking: .shared(hangUp: nil))) { result in
             (result.response.success, self.dispatcher.callsInFlight)
         }
         #expect(during == (true, 1))

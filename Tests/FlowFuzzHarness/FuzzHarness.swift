@@ -60,7 +60,7 @@ public enum FuzzHarness {
         let head = HTTPRequest(method: method, scheme: "http", authority: "127.0.0.1", path: path, headerFields: fields)
         let request = Request(head: head, body: .init(buffer: ByteBuffer(bytes: body)))
         let decoder = HTTPCallDecoder(registry: Self.registry, maxJSONDepth: JSONValue.defaultMaxDepth)
-        let decodedHead = decoder.decodeHead(request, apiPath: request.uri.path.dropFirst(5), clientAddress: "127.0.0.1")
+        let decodedHead = decoder.decodeHead(request, apiPath: request.uri.path.dropFirst(5), source: CallSource(transport: .http, clientAddress: "127.0.0.1", tasking: .shared(hangUp: nil)))
         do {
             let call = try decoder.call(head: decodedHead, body: ByteBuffer(bytes: body), contentType: fields[.contentType])
             if let objectid = call.envelope.objectid { require(ObjectID.isValid(objectid), "an accepted objectid breaks the rules") }
