@@ -38,8 +38,9 @@ struct ConnectionLimitsTests {
     }
 
     static func configure(_ configuration: inout GatewayConfiguration) {
-        configuration.idleTimeout = .milliseconds(500)
-        configuration.headTimeout = .milliseconds(400)
+        // Short, so the test is quick; stretched under a sanitizer, where a whole request can take longer.
+        configuration.idleTimeout = TestTime.bound(.milliseconds(500))
+        configuration.headTimeout = TestTime.bound(.milliseconds(400))
         configuration.maxHeadBytes = 2048
         configuration.maxConnections = 4
     }
@@ -72,7 +73,7 @@ struct ConnectionLimitsTests {
 
             // A WebSocket is not an idle HTTP connection.
             try await live.webSocket { socket in
-                try await Task.sleep(for: .milliseconds(1_200))
+                try await Task.sleep(for: TestTime.bound(.milliseconds(1_200)))
                 try await socket.send(#"{"method":"LIST","namespace":"test/echo"}"#)
                 #expect(try await socket.receive().success)
             }
