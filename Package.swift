@@ -71,6 +71,7 @@ let package = Package(
             dependencies: [
                 "FlowProtocol",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: swiftSettings
         ),

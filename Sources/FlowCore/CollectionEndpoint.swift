@@ -28,6 +28,7 @@ public struct CollectionEndpoint: Endpoint {
             var paging = JSONObject()
             if let next = page.next { paging["next"] = .string(next) }
             if let total = page.total { paging["total"] = .integer(Int64(total)) }
+            if let position = page.position { paging["position"] = .string(position.description) }
             return Reply(payload: .encoded(page.encodedArray), paging: .object(paging))
         case .open:
             return Reply(payload: .encoded(try await self.existing(call.objectid!)))

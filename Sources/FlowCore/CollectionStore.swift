@@ -92,6 +92,9 @@ public struct ListPage: Sendable {
     public var next: String?
     /// How many objects match in all, when it was cheap to know (the first page).
     public var total: Int?
+    /// The change-log position the rows reflect, read in the same snapshot (SPEC §13.1): a
+    /// watch `since` it misses nothing and repeats nothing. Nil for a store without a change log.
+    public var position: FeedPosition?
 
     /// The objects as one JSON array text, without decoding them.
     public var encodedArray: String {

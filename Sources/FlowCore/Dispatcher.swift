@@ -33,6 +33,8 @@ public struct DispatchResult: Sendable {
     public var response: Response
     /// The authenticated user name; nil for anonymous calls and calls that failed before authentication.
     public var username: String?
+    /// What the handler asked to run once the answer is delivered.
+    var afterDelivery: DeliveryHook?
 
     public init(response: Response, username: String? = nil) {
         self.response = response
@@ -108,16 +110,21 @@ public final class Dispatcher: Sendable {
         case .failure(let error, let requestid):
             return await deliver(DispatchResult(response: self.failure(error, requestid: requestid, origin: source.origin())))
         }
+        let result: DispatchResult
         switch source.tasking {
         case .dedicated:
-            return await deliver(await self.answer(request))
+            result = await self.answer(request)
         case .shared(let hangUp):
             if let hangUp, self.endpoint(for: request)?.handlesOwnTimeout == true {
-                return await deliver(await hangUp.run { await self.answer(request) })
+                result = await hangUp.run { await self.answer(request) }
+            } else {
+                async let answer = self.answer(request)
+                result = await answer
             }
-            async let answer = self.answer(request)
-            return await deliver(await answer)
         }
+        let delivered = await deliver(result)
+        await result.afterDelivery?.run()
+        return delivered
     }
 
     private func answer(_ request: CallRequest) async -> DispatchResult {
@@ -127,7 +134,9 @@ public final class Dispatcher: Sendable {
             username = identity.username
             var response = Response(status: reply.status, success: true, dataType: reply.dataType, paging: reply.paging, requestid: request.envelope.requestid)
             response.payload = reply.payload
-            return DispatchResult(response: response, username: username)
+            var result = DispatchResult(response: response, username: username)
+            result.afterDelivery = reply.afterDelivery
+            return result
         } catch let error as IdentifiedFailure {
             username = error.identity?.username
             return DispatchResult(response: self.failure(error.underlying, request: request, username: username), username: username)

@@ -104,6 +104,17 @@ public struct CallContext: Sendable {
     }
 }
 
+/// Work that follows a call's answer. Hooks compare equal: a reply is what it says.
+public struct DeliveryHook: Sendable, Equatable {
+    let run: @Sendable () async -> Void
+
+    public init(_ run: @escaping @Sendable () async -> Void) {
+        self.run = run
+    }
+
+    public static func == (lhs: DeliveryHook, rhs: DeliveryHook) -> Bool { true }
+}
+
 /// A handler's successful result; the dispatcher wraps it in the response envelope.
 public struct Reply: Sendable, Equatable {
     /// The result: a value, or JSON text already encoded (passed through unchanged).
@@ -114,6 +125,9 @@ public struct Reply: Sendable, Equatable {
     public var dataType: String
     /// LIST paging (`{next, total}`).
     public var paging: JSONValue?
+    /// Runs once the answer has been written to the caller (a watch starts delivering only
+    /// after its CREATE answer, SPEC §13.1).
+    public var afterDelivery: DeliveryHook?
 
     /// `payload` as a value (encoded text is parsed).
     public var data: JSONValue? {

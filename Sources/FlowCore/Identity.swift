@@ -90,6 +90,8 @@ public enum Credential: Sendable, Hashable, CustomStringConvertible {
 public enum Transport: String, Sendable, Hashable {
     case websocket
     case http
+    /// An HTTP request answered with a Server-Sent Events stream (SPEC §13.3).
+    case sse
 }
 
 /// Where a call came from: the transport, the credential it carried, the client's address.
@@ -119,4 +121,18 @@ public protocol ConnectionHandle: Sendable {
     func send(_ text: [UInt8]) async
     /// Closes the socket with `code`.
     func close(code: UInt16, reason: String) async
+    /// Sends one watch event (SPEC §13): over WebSocket its frame as a text frame (the
+    /// default); a Server-Sent Events stream writes it as an event.
+    func sendEvent(_ frame: EventFrame) async
+    /// Whether a revoked credential must close it from the watches (a Server-Sent Events stream
+    /// has no other way to learn; a WebSocket is closed by the revocation watch).
+    var closesWithItsWatches: Bool { get }
+}
+
+extension ConnectionHandle {
+    public func sendEvent(_ frame: EventFrame) async {
+        await self.send(frame.bytes)
+    }
+
+    public var closesWithItsWatches: Bool { false }
 }

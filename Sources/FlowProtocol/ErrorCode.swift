@@ -37,6 +37,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let doNotExist = ErrorCode("DO_NOT_EXIST", 404)
     public static let methodNotAllowed = ErrorCode("METHOD_NOT_ALLOWED", 405)
     public static let alreadyExists = ErrorCode("ALREADY_EXISTS", 409)
+    public static let cursorExpired = ErrorCode("CURSOR_EXPIRED", 410)
     public static let conflict = ErrorCode("CONFLICT", 409)
     public static let payloadTooLarge = ErrorCode("PAYLOAD_TOO_LARGE", 413)
     public static let validationFailed = ErrorCode("VALIDATION_FAILED", 422)
@@ -50,7 +51,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let all: [ErrorCode] = [
         .invalidJSON, .invalidRequest, .unknownMethod, .objectIDRequired, .dataRequired, .ambiguousRequest,
         .unauthenticated, .forbidden, .noSuchEndpoint, .doNotExist, .methodNotAllowed, .alreadyExists,
-        .conflict, .payloadTooLarge, .validationFailed, .rateLimited, .internalError, .providerUnavailable,
+        .cursorExpired, .conflict, .payloadTooLarge, .validationFailed, .rateLimited, .internalError, .providerUnavailable,
         .shuttingDown, .timeout,
     ]
 }

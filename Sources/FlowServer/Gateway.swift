@@ -28,6 +28,8 @@ public struct Gateway: Sendable {
     public let dispatcher: Dispatcher
     /// The providers connected over WebSocket and the calls in flight to them (SPEC §5.4).
     public let providers: ProviderHub
+    /// Every watch and the fan-out of committed changes to them (SPEC §13).
+    public let watches: WatchHub
     /// The Hummingbird application serving HTTP and WebSocket.
     public let application: Application<RouterResponder<GatewayRequestContext>>
     let connections: ConnectionRegistry
@@ -45,6 +47,8 @@ public struct Gateway: Sendable {
         registry: EndpointRegistry = EndpointRegistry(),
         readiness: @escaping @Sendable () async -> Bool = { true },
         services: [any Service] = [],
+        changeLog: (any ChangeLog)? = nil,
+        changeLogHead: Int64 = 0,
         logger: Logger,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws {
@@ -63,12 +67,19 @@ public struct Gateway: Sendable {
             registry: registry, authenticator: authenticator, policy: policy,
             configuration: .init(callTimeout: configuration.callTimeout), logger: logger
         )
+        let watches = WatchHub(
+            log: changeLog, head: changeLogHead, registry: registry, policy: policy, configuration: configuration.watches, logger: logger
+        )
+        try registry.register(WatchesEndpoint(hub: watches))
+        self.watches = watches
         let revocable = authenticator as? any RevocableCredentials
         let connections = ConnectionRegistry(limit: configuration.maxSockets, credentials: revocable)
         self.dispatcher = dispatcher
         self.connections = connections
-        self.backgroundServices = [ProviderTimers(hub: providers)] + services
-            + (revocable.map { [RevocationWatch(credentials: $0, connections: connections, providers: providers)] } ?? [])
+        var background: [any Service] = [ProviderTimers(hub: providers), WatchFanOut(hub: watches)]
+        if let changeLog { background.append(ChangeLogHousekeeping(log: changeLog, configuration: configuration.watches, logger: logger)) }
+        self.backgroundServices = background + services
+            + (revocable.map { [RevocationWatch(credentials: $0, connections: connections, providers: providers, watches: watches)] } ?? [])
 
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: HTTPTransport(dispatcher: dispatcher, configuration: configuration))
@@ -78,7 +89,9 @@ public struct Gateway: Sendable {
             guard await readiness() else { return Self.json(.serviceUnavailable, #"{"ready":false,"reason":"database"}"#) }
             return Self.json(.ok, #"{"ready":true,"endpoints":\#(registry.count)}"#)
         }
-        let sockets = WebSocketRoutes(dispatcher: dispatcher, providers: providers, connections: connections, configuration: configuration, logger: logger)
+        let sockets = WebSocketRoutes(
+            dispatcher: dispatcher, providers: providers, watches: watches, connections: connections, configuration: configuration, logger: logger
+        )
         sockets.add(to: router)
 
         let webSocket = WebSocketServerConfiguration(
@@ -177,8 +190,11 @@ public struct Gateway: Sendable {
         )
         let gateway = try Gateway(
             configuration: configuration, authenticator: auth, policy: ScopePolicy(), registry: registry,
-            readiness: { await store.isHealthy() }, services: [AuthHousekeeping(auth: auth)], logger: logger, onServerRunning: onServerRunning
+            readiness: { await store.isHealthy() }, services: [AuthHousekeeping(auth: auth)],
+            changeLog: store, changeLogHead: try await store.bounds().head, logger: logger, onServerRunning: onServerRunning
         )
+        // Nothing was written since the head was read: the server is not listening yet.
+        store.onCommit { [watches = gateway.watches] change in watches.publish(change) }
         for reservation in catalog.providerReservations {
             try gateway.providers.reserve(reservation.definition, validator: reservation.validator)
         }
@@ -220,6 +236,7 @@ struct RevocationWatch: Service {
     let credentials: any RevocableCredentials
     let connections: ConnectionRegistry
     let providers: ProviderHub
+    let watches: WatchHub
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
@@ -228,6 +245,41 @@ struct RevocationWatch: Service {
                 // A provider may have registered with a frame's token rather than the socket's, and
                 // may have lost its provide: scope while its credential stays good (SPEC §11).
                 await self.providers.recheck(self.credentials.currentIdentity)
+                // Watches check access on every event, and end at once when it is gone (SPEC §13.1).
+                await self.watches.recheck(self.credentials.currentIdentity)
+            }
+        }
+    }
+}
+
+/// Fans committed changes out to the watches (SPEC §13).
+struct WatchFanOut: Service {
+    let hub: WatchHub
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await self.hub.run() }
+    }
+}
+
+/// Drops what the change log no longer keeps (SPEC §13.1: by count and by age), every
+/// `pruneInterval` and once at start.
+struct ChangeLogHousekeeping: Service {
+    let log: any ChangeLog
+    let configuration: WatchConfiguration
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let pruned = try await self.log.prune(self.configuration.retention)
+                    if pruned > 0 { self.logger.debug("change log pruned", metadata: ["flow.changes": "\(pruned)"]) }
+                } catch is CancellationError {
+                    return
+                } catch {
+                    self.logger.warning("could not prune the change log", metadata: ["flow.error": .string(String(describing: error))])
+                }
+                do { try await Task.sleep(for: self.configuration.pruneInterval) } catch { return }
             }
         }
     }

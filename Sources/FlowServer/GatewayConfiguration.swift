@@ -60,6 +60,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var providers = ProviderConfiguration()
     /// `max_filter_fields`, `max_search_length`.
     public var list = ListLimits()
+    /// `change_log_max_changes`, `change_log_max_age_ms`, `max_watches_per_socket`, `max_queued_events`, `sse_heartbeat_ms`.
+    public var watches = WatchConfiguration()
 
     public init() {}
 }
@@ -244,6 +246,21 @@ extension GatewayConfiguration {
         },
         Key(name: "max_search_length", summary: "characters of one LIST search; more is INVALID_REQUEST (default 256)") { config, value throws(ConfigurationError) in
             config.list.maxSearchLength = try value.integer("max_search_length", in: 1...100_000)
+        },
+        Key(name: "change_log_max_changes", summary: "changes the change log keeps for watches to resume from; older positions are CURSOR_EXPIRED (default 100000)") { config, value throws(ConfigurationError) in
+            config.watches.retention.maxChanges = try value.integer("change_log_max_changes", in: 1...1_000_000_000)
+        },
+        Key(name: "change_log_max_age_ms", summary: "how long the change log keeps a change, in ms (default 604800000, 7 days)") { config, value throws(ConfigurationError) in
+            config.watches.retention.maxAge = .milliseconds(try value.integer("change_log_max_age_ms", in: 1000...(100 * 31_536_000_000)))
+        },
+        Key(name: "max_watches_per_socket", summary: "watches one WebSocket may hold; more is RATE_LIMITED (default 100)") { config, value throws(ConfigurationError) in
+            config.watches.maxWatchesPerSocket = try value.integer("max_watches_per_socket", in: 1...100_000)
+        },
+        Key(name: "max_queued_events", summary: "watch events waiting for one socket or stream; past it the watch ends with an overflow event (default 1000)") { config, value throws(ConfigurationError) in
+            config.watches.maxQueuedEvents = try value.integer("max_queued_events", in: 1...10_000_000)
+        },
+        Key(name: "sse_heartbeat_ms", summary: "how often an idle Server-Sent Events stream gets a comment line, in ms (default 15000)") { config, value throws(ConfigurationError) in
+            config.watches.heartbeat = .milliseconds(try value.integer("sse_heartbeat_ms", in: 100...3_600_000))
         },
         Key(name: "provider_grace_ms", summary: "how long a provider namespace stays known after its last provider left, answering PROVIDER_UNAVAILABLE, in ms (default 30000)") { config, value throws(ConfigurationError) in
             config.providers.gracePeriod = .milliseconds(try value.integer("provider_grace_ms", in: 0...86_400_000))

@@ -243,7 +243,7 @@ struct OpenAPIDocument {
             "errorcode": ["enum": .array(ErrorCode.all.map { .string($0.rawValue) })],
             "errorid": ["type": "string", "format": "uuid"],
             "dataType": ["type": "string"],
-            "paging": ["type": "object", "properties": ["next": ["type": "string"], "total": ["type": "integer"]]],
+            "paging": ["type": "object", "properties": ["next": ["type": "string"], "total": ["type": "integer"], "position": ["type": "string"]]],
             "requestid": ["type": ["string", "integer"]],
         ],
     ]

@@ -16,6 +16,8 @@ struct WebSocketConnection {
     let dispatcher: Dispatcher
     /// Where provider frames (answers to calls this socket was sent) go.
     let providers: ProviderHub
+    /// The watches this socket may hold, which end with it.
+    let watches: WatchHub
     /// This socket, as calls and the provider hub refer to it.
     let handle: SocketHandle
     /// The socket as its calls' origin: its credential (a frame's own `token` wins), address, handle.
@@ -26,11 +28,12 @@ struct WebSocketConnection {
     let logger: Logger
 
     init(
-        dispatcher: Dispatcher, providers: ProviderHub, handle: SocketHandle, configuration: GatewayConfiguration, defaultNamespace: Namespace?,
+        dispatcher: Dispatcher, providers: ProviderHub, watches: WatchHub, handle: SocketHandle, configuration: GatewayConfiguration, defaultNamespace: Namespace?,
         socketCredential: Credential?, clientAddress: String?, logger: Logger
     ) {
         self.dispatcher = dispatcher
         self.providers = providers
+        self.watches = watches
         self.handle = handle
         // Each call runs in a task of its own (ConcurrentCalls), cancelled when the socket closes.
         self.source = CallSource(transport: .websocket, clientAddress: clientAddress, connection: handle, credential: socketCredential, tasking: .dedicated)
@@ -48,6 +51,7 @@ struct WebSocketConnection {
             // provided leaves now (its pending calls answer PROVIDER_UNAVAILABLE).
             concurrent.cancelAll()
             self.providers.connectionClosed(self.handle.id)
+            self.watches.connectionClosed(self.handle.id)
         }
         while true {
             let frame: WebSocketDataFrame?
@@ -115,6 +119,16 @@ struct SocketHandle: ConnectionHandle {
 
     func send(_ text: [UInt8]) async {
         await self.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: text)))
+    }
+
+    /// A watch event: its own head and the tail shared with the change's other subscribers,
+    /// copied once, into the frame.
+    func sendEvent(_ frame: EventFrame) async {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(frame.head.count + frame.tail.count)
+        buffer.writeBytes(frame.head)
+        buffer.writeBytes(frame.tail)
+        await self.write(WebSocketFrame(fin: true, opcode: .text, data: buffer))
     }
 
     func send(_ response: FlowProtocol.Response) async {

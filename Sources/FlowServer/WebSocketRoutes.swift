@@ -10,6 +10,7 @@ import NIOWebSocket
 struct WebSocketRoutes {
     let dispatcher: Dispatcher
     let providers: ProviderHub
+    let watches: WatchHub
     let connections: ConnectionRegistry
     let configuration: GatewayConfiguration
     let logger: Logger
@@ -71,7 +72,7 @@ struct WebSocketRoutes {
         if let clientAddress { logger[metadataKey: "flow.client"] = .string(clientAddress) }
         await self.withSlot(outbound, credential: credential) { id in
             let connection = WebSocketConnection(
-                dispatcher: self.dispatcher, providers: self.providers, handle: SocketHandle(id: id, outbound: outbound, logger: logger),
+                dispatcher: self.dispatcher, providers: self.providers, watches: self.watches, handle: SocketHandle(id: id, outbound: outbound, logger: logger),
                 configuration: self.configuration, defaultNamespace: defaultNamespace,
                 socketCredential: credential, clientAddress: clientAddress, logger: logger
             )

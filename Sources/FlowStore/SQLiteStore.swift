@@ -13,6 +13,10 @@ public final class SQLiteStore: CollectionStore {
     let writer: any DatabaseWriter
     /// Read-only connections for the hot reads; nil reads through `writer`.
     let readers: ReadConnections?
+    /// The change log's epoch (SPEC §13.1).
+    public let epoch: String
+    /// Where committed changes go (the change feed), set once at start.
+    let commitReceiver = Locked<(@Sendable (Change) -> Void)?>(nil)
 
     /// Opens (creating if needed) the database file `path` and migrates it.
     public convenience init(path: String) throws {
@@ -26,18 +30,19 @@ public final class SQLiteStore: CollectionStore {
         // Point reads run on the calling (cooperative) thread, so one connection per core is enough;
         // scans run on their own queues, a few at once, cancelled at their deadline.
         let cores = max(2, ProcessInfo.processInfo.activeProcessorCount)
-        self.init(migrated: pool, readers: try ReadConnections(path: path, points: cores, scans: max(4, cores)))
+        try self.init(migrated: pool, readers: try ReadConnections(path: path, points: cores, scans: max(4, cores)))
     }
 
     /// Uses `writer` (a `DatabasePool`, or a `DatabaseQueue` in tests) for everything and migrates it.
     public convenience init(writer: any DatabaseWriter) throws {
         try Self.migrator.migrate(writer)
-        self.init(migrated: writer, readers: nil)
+        try self.init(migrated: writer, readers: nil)
     }
 
-    private init(migrated writer: any DatabaseWriter, readers: ReadConnections?) {
+    private init(migrated writer: any DatabaseWriter, readers: ReadConnections?) throws {
         self.writer = writer
         self.readers = readers
+        self.epoch = try writer.read(Self.readEpoch)
     }
 
     /// The schema, one migration at a time; never changed in place once released.
@@ -77,6 +82,7 @@ public final class SQLiteStore: CollectionStore {
         migrator.registerMigration("v4: tokens by user") { db in
             try db.execute(sql: "CREATE INDEX auth_token_by_user ON auth_token (username, kind, created)")
         }
+        migrator.registerMigration("v5: change log", migrate: Self.createChangeLog)
         return migrator
     }
 
@@ -95,8 +101,14 @@ public final class SQLiteStore: CollectionStore {
     }
 
     public func list(_ collection: CollectionSpec, query: ListQuery) async throws -> ListPage {
-        // The count and the page come from one snapshot; the caller's deadline interrupts it.
-        try await self.scan { db in try ListStatement(collection: collection, query: query).run(db) }
+        // The count, the page and the feed position its rows reflect come from one snapshot; the
+        // caller's deadline interrupts it.
+        let epoch = self.epoch
+        return try await self.scan { db in
+            var page = try ListStatement(collection: collection, query: query).run(db)
+            page.position = FeedPosition(epoch: epoch, sequence: try Self.head(db))
+            return page
+        }
     }
 
     /// Runs a point read (bounded work: a row by its key) on the calling thread, on one of the
@@ -129,51 +141,52 @@ public final class SQLiteStore: CollectionStore {
             )
             guard inserted != nil else { throw FlowError(.alreadyExists, "An object with that id already exists") }
             try Self.index(db, collection, seq: seq, object: object, replacing: false)
+            try self.logChange(db, collection.name, id: id, kind: .created, rev: object["rev"]?.stringValue ?? "", body: text)
         }
         return object
     }
 
     public func replace(_ collection: CollectionSpec, id: String, expectedRev: String, fields: JSONObject) async throws -> JSONObject {
         try await self.writer.write { db in
-            let current = try Self.current(db, collection.name, id, expectedRev: expectedRev)
+            let (current, previous) = try Self.current(db, collection.name, id, expectedRev: expectedRev)
             let object = Self.stored(
                 fields, id: id, created: current["created"]?.stringValue ?? Self.timestamp(), updated: Self.timestamp(), rev: Self.newRev()
             )
+            let text = Self.text(object)
+            let rev = object["rev"]?.stringValue ?? ""
             let seq = try Int64.fetchOne(
                 db.cachedStatement(sql: "UPDATE object SET rev = ?, body = ? WHERE collection = ? AND id = ? RETURNING seq"),
-                arguments: [object["rev"]?.stringValue, Self.text(object), collection.name, id]
+                arguments: [rev, text, collection.name, id]
             )
             try Self.index(db, collection, seq: seq!, object: object, replacing: true)
+            try self.logChange(db, collection.name, id: id, kind: .updated, rev: rev, body: text, previous: previous)
             return object
         }
     }
 
     public func delete(_ collection: CollectionSpec, id: String, expectedRev: String?) async throws -> JSONObject {
         try await self.writer.write { db in
-            let current = try Self.current(db, collection.name, id, expectedRev: expectedRev)
+            let (current, text) = try Self.current(db, collection.name, id, expectedRev: expectedRev)
             let seq = try Int64.fetchOne(
                 db.cachedStatement(sql: "DELETE FROM object WHERE collection = ? AND id = ? RETURNING seq"), arguments: [collection.name, id]
             )
             try db.cachedStatement(sql: "DELETE FROM object_search WHERE rowid = ?").execute(arguments: [seq])
+            try self.logChange(db, collection.name, id: id, kind: .deleted, rev: current["rev"]?.stringValue ?? "", body: text)
             return current
         }
     }
 
     // MARK: Helpers
 
-    static func fetch(_ db: Database, _ collection: String, _ id: String) throws -> JSONObject? {
+    /// The stored object and its text, checked against the expected rev (SPEC §7.3).
+    static func current(_ db: Database, _ collection: String, _ id: String, expectedRev: String?) throws -> (JSONObject, String) {
         let statement = try db.cachedStatement(sql: "SELECT body FROM object WHERE collection = ? AND id = ?")
-        guard let body = try String.fetchOne(statement, arguments: [collection, id]) else { return nil }
-        return try decodeStoredObject(body)
-    }
-
-    /// The stored object, checked against the expected rev (SPEC §7.3).
-    static func current(_ db: Database, _ collection: String, _ id: String, expectedRev: String?) throws -> JSONObject {
-        guard let current = try Self.fetch(db, collection, id) else { throw FlowError(.doNotExist, "Object does not exist") }
+        guard let text = try String.fetchOne(statement, arguments: [collection, id]) else { throw FlowError(.doNotExist, "Object does not exist") }
+        let current = try decodeStoredObject(text)
         if let expectedRev, current["rev"]?.stringValue != expectedRev {
             throw FlowError(.conflict, "The object changed since revision \(expectedRev.prefix(40)); the current object is in data", data: .object(current))
         }
-        return current
+        return (current, text)
     }
 
     /// Server fields first (id, created, updated, rev), then the object's own fields.

@@ -17,9 +17,14 @@ final class RawSocket: Sendable {
         }
     }
 
-    static func connect(port: Int) async throws -> RawSocket {
+    /// Connects to `port`. Without `autoRead` nothing is read until ``read()`` or
+    /// ``startReading()``: the server's writes pile up in the kernel, as for a client that does
+    /// not keep up.
+    static func connect(port: Int, autoRead: Bool = true) async throws -> RawSocket {
         let received = Received()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.autoRead, value: autoRead)
+            .channelOption(.socketOption(.so_rcvbuf), value: autoRead ? 0 : 4096)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(received) }
             }
@@ -34,6 +39,21 @@ final class RawSocket: Sendable {
 
     func write(_ text: String) async throws {
         try await self.channel.writeAndFlush(ByteBuffer(string: text))
+    }
+
+    func write(bytes: [UInt8]) async throws {
+        try await self.channel.writeAndFlush(ByteBuffer(bytes: bytes))
+    }
+
+    /// Reads once (without `autoRead`).
+    func read() {
+        self.channel.read()
+    }
+
+    /// Reads everything from now on.
+    func startReading() async throws {
+        try await self.channel.setOption(.autoRead, value: true)
+        self.channel.read()
     }
 
     var bytes: [UInt8] { self.received.bytes.withLock { $0 } }
@@ -72,6 +92,46 @@ final class RawSocket: Sendable {
 }
 
 extension Array where Element == UInt8 {
+    /// A client's masked text frame holding `text`.
+    static func maskedTextFrame(_ text: String) -> [UInt8] {
+        let payload = Array(text.utf8)
+        var frame: [UInt8] = [0x81]
+        switch payload.count {
+        case ..<126: frame.append(0x80 | UInt8(payload.count))
+        case ..<65536: frame += [0x80 | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
+        default: frame += [0x80 | 127] + (0..<8).reversed().map { UInt8((payload.count >> ($0 * 8)) & 0xFF) }
+        }
+        let mask: [UInt8] = [0x12, 0x34, 0x56, 0x78]
+        frame += mask
+        frame += payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
+        return frame
+    }
+
+    /// The text messages of the unmasked, unfragmented frames after an HTTP response head.
+    var serverTextMessages: [String] {
+        guard let headEnd = self.firstRange(of: Array("\r\n\r\n".utf8))?.upperBound else { return [] }
+        var messages: [String] = []
+        var index = headEnd
+        while index + 2 <= self.count {
+            let opcode = self[index] & 0x0F
+            var length = Int(self[index + 1] & 0x7F)
+            var start = index + 2
+            if length == 126 {
+                guard start + 2 <= self.count else { break }
+                length = Int(self[start]) << 8 | Int(self[start + 1])
+                start += 2
+            } else if length == 127 {
+                guard start + 8 <= self.count else { break }
+                length = self[start..<start + 8].reduce(0) { $0 << 8 | Int($1) }
+                start += 8
+            }
+            guard start + length <= self.count else { break }
+            if opcode == 1 { messages.append(String(decoding: self[start..<start + length], as: UTF8.self)) }
+            index = start + length
+        }
+        return messages
+    }
+
     /// Whether the bytes hold an unmasked close frame with `code`.
     func containsCloseFrame(code: UInt16) -> Bool {
         guard self.count >= 4 else { return false }
