@@ -124,15 +124,10 @@ public protocol ConnectionHandle: Sendable {
     /// Sends one watch event (SPEC §13): over WebSocket its frame as a text frame (the
     /// default); a Server-Sent Events stream writes it as an event.
     func sendEvent(_ frame: EventFrame) async
-    /// Whether a revoked credential must close it from the watches (a Server-Sent Events stream
-    /// has no other way to learn; a WebSocket is closed by the revocation watch).
-    var closesWithItsWatches: Bool { get }
 }
 
 extension ConnectionHandle {
     public func sendEvent(_ frame: EventFrame) async {
         await self.send(frame.bytes)
     }
-
-    public var closesWithItsWatches: Bool { false }
 }

@@ -82,7 +82,8 @@ public struct Gateway: Sendable {
             + (revocable.map { [RevocationWatch(credentials: $0, connections: connections, providers: providers, watches: watches)] } ?? [])
 
         let router = Router(context: GatewayRequestContext.self)
-        router.add(middleware: HTTPTransport(dispatcher: dispatcher, configuration: configuration))
+        let events = EventStreamTransport(dispatcher: dispatcher, connections: connections, watches: watches)
+        router.add(middleware: HTTPTransport(dispatcher: dispatcher, configuration: configuration, events: events))
         router.get("/healthz") { _, _ in Self.json(.ok, #"{"status":"ok"}"#) }
         router.get("/readyz") { _, _ in
             if dispatcher.isDraining { return Self.json(.serviceUnavailable, #"{"ready":false,"reason":"draining"}"#) }
@@ -246,7 +247,7 @@ struct RevocationWatch: Service {
                 // may have lost its provide: scope while its credential stays good (SPEC §11).
                 await self.providers.recheck(self.credentials.currentIdentity)
                 // Watches check access on every event, and end at once when it is gone (SPEC §13.1).
-                await self.watches.recheck(self.credentials.currentIdentity)
+                self.watches.recheck(self.credentials.currentIdentity)
             }
         }
     }

@@ -22,10 +22,13 @@ struct HTTPTransport: RouterMiddleware {
     let configuration: GatewayConfiguration
     let decoder: HTTPCallDecoder
     let hangUps = HangUpWatch()
+    /// `GET` with `Accept: text/event-stream` (SPEC §13.3).
+    let events: EventStreamTransport?
 
-    init(dispatcher: Dispatcher, configuration: GatewayConfiguration) {
+    init(dispatcher: Dispatcher, configuration: GatewayConfiguration, events: EventStreamTransport? = nil) {
         self.dispatcher = dispatcher
         self.configuration = configuration
+        self.events = events
         self.decoder = HTTPCallDecoder(registry: dispatcher.registry, maxJSONDepth: configuration.maxJSONDepth)
     }
 
@@ -49,6 +52,11 @@ struct HTTPTransport: RouterMiddleware {
         var closing = false
         do {
             let head = self.decoder.decodeHead(request, apiPath: apiPath, source: source)
+            if let events = self.events, EventStreamTransport.wants(request), case .success(let call) = head,
+                let watch = events.watchCall(for: call, request: request)
+            {
+                return await events.open(watch, source: source) { self.response($0, for: request) }
+            }
             let body: ByteBuffer
             do {
                 body = try await self.collectBody(request, head: head, source: source)

@@ -11,8 +11,19 @@ struct OpenAPIDocument {
     func json() -> JSONValue {
         var paths = JSONObject()
         var schemas: JSONObject = ["Response": Self.responseSchema]
+        // Methods only a WebSocket carries (they act on the socket: provider registrations,
+        // watches), listed so that they appear like any endpoint's.
+        var webSocketOnly = JSONObject()
         for endpoint in self.endpoints {
             let definition = endpoint.definition
+            if !definition.webSocketOnlyMethods.isEmpty {
+                var entry: JSONObject = [
+                    "title": .string(definition.title),
+                    "methods": .array(definition.webSocketOnlyMethods.map(\.rawValue).sorted().map(JSONValue.string)),
+                ]
+                if let schema = definition.schema { entry["data"] = schema }
+                webSocketOnly[definition.namespace.rawValue] = .object(entry)
+            }
             var dataSchema: JSONValue = [:]
             var createSchema: JSONValue = [:]
             var patchSchema: JSONValue = ["type": "object"]
@@ -66,6 +77,7 @@ struct OpenAPIDocument {
             ],
             "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
             "paths": .object(paths),
+            "x-websocket-only": .object(webSocketOnly),
             "components": [
                 "schemas": .object(schemas),
                 "responses": ["Failure": ["description": "A failure envelope; the status line comes from errorcode.", "content": Self.content(["$ref": "#/components/schemas/Response"])]],
@@ -113,6 +125,20 @@ struct OpenAPIDocument {
                 "parameters": .array(Self.parameters(endpoint, methods: available, methodRequired: primary != carried[0])),
                 "responses": .object(Self.responses(data: responseData)),
             ]
+            if definition.kind == .collection, verb == "get", case .object(var responses) = operation["responses"],
+                case .object(var success) = responses["200"], case .object(var content) = success["content"]
+            {
+                // The same GET with Accept: text/event-stream watches instead (SPEC §13.3).
+                content["text/event-stream"] = ["schema": ["type": "string", "description": "id:/event:/data: lines; data is an event frame (SPEC §13.1)"]]
+                success["content"] = .object(content)
+                success["description"] = .string(
+                    "Success envelope. With Accept: text/event-stream, the \(withObjectID ? "object's" : "collection's") live events instead:"
+                        + " `id: <position>`, `event: created|updated|deleted|ended|overflow`, `data: <event frame>`; resume with Last-Event-ID"
+                        + " (or ?since=<position>, e.g. paging.position of a LIST), filter with parameters.filter; a comment line every 15 s."
+                )
+                responses["200"] = .object(success)
+                operation["responses"] = .object(responses)
+            }
             if !definition.isPublic(primary) {
                 operation["security"] = [["flowToken": []], ["queryToken": []], ["bearer": []], ["basic": []]]
             }

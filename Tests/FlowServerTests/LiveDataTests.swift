@@ -1,4 +1,6 @@
+import FlowCore
 import FlowProtocol
+import FlowServer
 import FlowTestSupport
 import Foundation
 import HTTPTypes
@@ -294,6 +296,82 @@ struct LiveDataTests {
         }
     }
 
+    // MARK: Server-Sent Events
+
+    /// Opens `GET path` with `Accept: text/event-stream` on a raw connection.
+    static func stream(_ daemon: DaemonProcess, _ path: String, headers: [String] = []) async throws -> RawSocket {
+        let socket = try await RawSocket.connect(port: daemon.port)
+        let credential = headers.contains { $0.lowercased().hasPrefix("authorization:") } ? [] : ["Authorization: \(LiveGateway.adminHeaders[.authorization]!)"]
+        let lines = ["GET \(path) HTTP/1.1", "Host: 127.0.0.1", "Accept: text/event-stream"] + credential + headers
+        try await socket.write(lines.joined(separator: "\r\n") + "\r\n\r\n")
+        return socket
+    }
+
+    @Test func aStreamResumesWithLastEventID() async throws {
+        let daemon = try await Self.daemon()
+        defer { daemon.cleanUp() }
+        let first = try await Self.stream(daemon, "/api/inventory/inventory/device/")
+        #expect(try await first.waitFor(timeout: .seconds(5)) { String(decoding: $0, as: UTF8.self).contains("retry: 2000") })
+        #expect(first.text.hasPrefix("HTTP/1.1 200"))
+        #expect(first.text.lowercased().contains("content-type: text/event-stream"))
+        _ = try await Self.write(daemon, prefix: "e", count: 3)
+        #expect(try await first.waitFor(timeout: .seconds(5)) { ServerSentEvents($0).events.count == 3 })
+        let seen = ServerSentEvents(first.bytes).events
+        #expect(seen.map(\.event) == ["created", "created", "created"])
+        #expect(seen.compactMap { try? JSONValue(parsing: $0.data)["objectid"]?.stringValue } == ["e0", "e1", "e2"])
+        let lastID = try #require(seen.last?.id)
+        await first.close()
+
+        let missed = try await Self.write(daemon, prefix: "f", count: 4)
+        let second = try await Self.stream(daemon, "/api/inventory/inventory/device/", headers: ["Last-Event-ID: \(lastID)"])
+        #expect(try await second.waitFor(timeout: .seconds(5)) { ServerSentEvents($0).events.count == 4 })
+        #expect(ServerSentEvents(second.bytes).events.compactMap { try? JSONValue(parsing: $0.data)["objectid"]?.stringValue } == missed)
+        await second.close()
+
+        // ?since= does the same; a filter comes in parameters, as for LIST.
+        let filtered = try await Self.stream(daemon, "/api/inventory/inventory/device/?since=\(lastID)&parameters=%7B%22filter%22:%7B%22id%22:%22f2%22%7D%7D")
+        #expect(try await filtered.waitFor(timeout: .seconds(5)) { ServerSentEvents($0).events.count == 1 })
+        #expect(ServerSentEvents(filtered.bytes).events.first.map { try? JSONValue(parsing: $0.data)["objectid"] } == "f2")
+        await filtered.close()
+    }
+
+    @Test func streamsFailBeforeTheyStartAsCallsDo() async throws {
+        let daemon = try await Self.daemon(["FLOWGATE_MAX_SOCKETS": "1"])
+        defer { daemon.cleanUp() }
+        let cases: [(String, [String], Int, ErrorCode)] = [
+            ("/api/inventory/inventory/device/", ["Authorization: Bearer nope"], 401, .unauthenticated),
+            ("/api/inventory/no/such/", [], 404, .noSuchEndpoint),
+            ("/api/inventory/inventory/device/?since=junk", [], 400, .invalidRequest),
+            ("/api/inventory/inventory/device/", ["Last-Event-ID: 0000.1"], 410, .cursorExpired),
+        ]
+        for (path, headers, status, code) in cases {
+            let socket = try await Self.stream(daemon, path, headers: headers)
+            #expect(try await socket.waitFor(timeout: .seconds(5)) { String(decoding: $0, as: UTF8.self).contains("errorcode") }, "\(path)")
+            #expect(socket.text.hasPrefix("HTTP/1.1 \(status)"), "\(socket.text.prefix(40))")
+            #expect(socket.text.contains(#""errorcode":"\#(code.rawValue)""#), "\(path)")
+            await socket.close()
+        }
+        // Streams count toward max_sockets.
+        let open = try await Self.stream(daemon, "/api/inventory/inventory/device/")
+        #expect(try await open.waitFor(timeout: .seconds(5)) { String(decoding: $0, as: UTF8.self).contains("retry:") })
+        let refused = try await Self.stream(daemon, "/api/inventory/inventory/device/")
+        #expect(try await refused.waitFor(timeout: .seconds(5)) { String(decoding: $0, as: UTF8.self).contains("errorcode") })
+        #expect(refused.text.hasPrefix("HTTP/1.1 429"))
+        await open.close()
+        await refused.close()
+    }
+
+    @Test func revokingTheCredentialEndsTheStream() async throws {
+        let daemon = try await Self.daemon()
+        defer { daemon.cleanUp() }
+        let session = try await AuthEndToEndTests.login(daemon, "admin", LiveGateway.adminPassword)
+        let stream = try await Self.stream(daemon, "/api/inventory/inventory/device/", headers: ["Authorization: Bearer \(session)"])
+        #expect(try await stream.waitFor(timeout: .seconds(5)) { String(decoding: $0, as: UTF8.self).contains("retry:") })
+        let logout = try await daemon.http("/api/auth/auth/session/current", method: .delete, headers: AuthEndToEndTests.bearer(session))
+        #expect(try logout.envelope().success)
+        #expect(try await stream.waitForClose(timeout: .seconds(10)), "the stream ended")
+    }
+
     static func sequence(_ position: String) -> Int64? {
         position.split(separator: ".").last.flatMap { Int64($0) }
     }
@@ -321,5 +399,71 @@ extension TestSocket {
         var objects: [JSONObject] = []
         for _ in 0..<count { objects.append(try await self.receiveObject()) }
         return objects
+    }
+}
+
+/// The events of a `text/event-stream` body (after the HTTP head; chunked framing is skipped by
+/// reading only the `field: value` lines).
+struct ServerSentEvents {
+    struct Event {
+        var id: String?
+        var event: String
+        var data: String
+    }
+
+    let events: [Event]
+
+    init(_ bytes: [UInt8]) {
+        // "\r\n" is one Character in Swift: make every line end a lone "\n" first.
+        let text = String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n")
+        var events: [Event] = []
+        var current = Event(id: nil, event: "", data: "")
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.isEmpty {
+                if !current.data.isEmpty { events.append(current) }
+                current = Event(id: nil, event: "", data: "")
+            } else if line.hasPrefix("id: ") {
+                current.id = String(line.dropFirst(4))
+            } else if line.hasPrefix("event: ") {
+                current.event = String(line.dropFirst(7))
+            } else if line.hasPrefix("data: ") {
+                current.data = String(line.dropFirst(6))
+            }
+        }
+        self.events = events
+    }
+}
+
+/// What a closed socket or stream leaves behind: nothing (in-process, to see the counts).
+@Suite struct LiveDataCleanUpTests {
+    @Test func closedSocketsAndStreamsLeaveNoWatchBehind() async throws {
+        try await LiveGateway.runShipped(configure: { $0.watches.heartbeat = .milliseconds(200) }) { live in
+            try await live.webSocket { socket in
+                try await socket.send(LiveDataTests.watch([:]))
+                #expect(try await socket.receive().success)
+                #expect(live.gateway.watches.count == 1)
+            }
+            #expect(try await Self.eventually { live.gateway.watches.count == 0 }, "a closed socket's watches end")
+
+            let stream = try await RawSocket.connect(port: live.port)
+            try await stream.write(
+                "GET /api/inventory/inventory/device/ HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: \(LiveGateway.adminHeaders[.authorization]!)\r\n\r\n"
+            )
+            #expect(try await stream.waitFor(timeout: .seconds(5)) { String(decoding: $0, as: UTF8.self).contains("retry:") })
+            #expect(live.gateway.watches.count == 1 && live.gateway.openSockets == 1, "a stream is a socket")
+            await stream.close()
+            // The next heartbeat finds the client gone.
+            #expect(try await Self.eventually { live.gateway.watches.count == 0 && live.gateway.openSockets == 0 }, "a closed stream's watch ends")
+        }
+    }
+
+    /// Polls `condition` for up to five seconds (stretched under a sanitizer).
+    static func eventually(_ condition: () -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + TestTime.bound(.seconds(5))
+        while !condition() {
+            guard ContinuousClock.now < deadline else { return false }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return true
     }
 }

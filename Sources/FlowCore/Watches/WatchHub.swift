@@ -176,23 +176,18 @@ public final class WatchHub: Sendable {
 
     /// After a change to users, roles or tokens: each watch takes its subscriber's identity as
     /// it is now; one that may no longer read its namespace ends (`forbidden`), one whose
-    /// credential is gone ends (`unauthenticated`) — its socket is closed by the revocation
-    /// watch, a stream by this (SPEC §13.3).
-    public func recheck(_ currentIdentity: (Credential) -> Identity?) async {
-        let all = self.state.withLock { state in state.connections.values.flatMap { owner in owner.watches.values.map { (owner.handle, $0) } } }
-        var closing: [Int: any ConnectionHandle] = [:]
-        for (handle, watch) in all {
+    /// credential is gone ends (`unauthenticated`) — and its socket or stream, registered with
+    /// that credential, is closed by the revocation watch (SPEC §5.3, §13.3).
+    public func recheck(_ currentIdentity: (Credential) -> Identity?) {
+        let all = self.state.withLock { state in state.connections.values.flatMap { $0.watches.values } }
+        for watch in all {
             guard let credential = watch.credential else { continue }
             guard let identity = currentIdentity(credential) else {
                 watch.finish(reason: "unauthenticated")
                 self.remove(watch)
-                closing[handle.id] = handle
                 continue
             }
             if watch.refresh(identity) { self.remove(watch) }
-        }
-        for handle in closing.values where handle.closesWithItsWatches {
-            await handle.close(code: 4001, reason: "Credential revoked or expired")
         }
     }
 
