@@ -4,8 +4,26 @@ public import FlowProtocol
 /// path: one uncontended lock around a dictionary read.
 public final class EndpointRegistry: Sendable {
     private let endpoints = Locked<[Namespace: any Endpoint]>([:])
+    /// Told of every endpoint that comes, goes or changes (its providers); it must not block
+    /// (callers may hold locks of their own).
+    private let observer = Locked<(@Sendable (ChangeKind, any Endpoint) -> Void)?>(nil)
 
     public init() {}
+
+    /// Sets who is told when endpoints come (`created`), go (`deleted`) or change (`updated`).
+    public func observe(_ observer: @escaping @Sendable (ChangeKind, any Endpoint) -> Void) {
+        self.observer.withLock { $0 = observer }
+    }
+
+    /// Reports that the endpoint at `namespace` changed (a provider came or went).
+    public func changed(_ namespace: Namespace) {
+        guard let endpoint = self.endpoint(for: namespace) else { return }
+        self.notify(.updated, endpoint)
+    }
+
+    private func notify(_ kind: ChangeKind, _ endpoint: any Endpoint) {
+        self.observer.withLock { $0 }?(kind, endpoint)
+    }
 
     /// Adds `endpoint`. Throws when its namespace is taken or its application is not a valid segment.
     public func register(_ endpoint: any Endpoint) throws(RegistryError) {
@@ -17,12 +35,15 @@ public final class EndpointRegistry: Sendable {
             guard endpoints[definition.namespace] == nil else { throw RegistryError.namespaceTaken(definition.namespace) }
             endpoints[definition.namespace] = endpoint
         }
+        self.notify(.created, endpoint)
     }
 
     /// Removes the endpoint at `namespace`; returns it if there was one.
     @discardableResult
     public func unregister(_ namespace: Namespace) -> (any Endpoint)? {
-        self.endpoints.withLock { $0.removeValue(forKey: namespace) }
+        let removed = self.endpoints.withLock { $0.removeValue(forKey: namespace) }
+        if let removed { self.notify(.deleted, removed) }
+        return removed
     }
 
     /// The endpoint at `namespace`, if any.

@@ -39,7 +39,7 @@ extension ProviderHub {
             state.registrations[id] = registration
             state.served[request.namespace]?.providers.append(id)
             state.served[request.namespace]?.graceUntil = nil
-            let resumes = state.grantWaiters(request.namespace, now: now)
+            let resumes = [.providersChanged(request.namespace)] + state.grantWaiters(request.namespace, now: now)
             return (Self.describe(registration, state: state), resumes, state.markTimed())
         }
         if wakeTimers { self.wakeTimers() }

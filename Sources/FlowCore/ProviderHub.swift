@@ -1,3 +1,4 @@
+import Foundation
 public import FlowProtocol
 public import Logging
 import Synchronization
@@ -39,6 +40,8 @@ public struct ProviderConfiguration: Sendable, Equatable {
 /// All state sits behind one lock; continuations are resumed and frames sent outside it.
 public final class ProviderHub: Sendable {
     let registry: EndpointRegistry
+    /// Where providers' `publish` frames go (the watches).
+    let publisher = Locked<(@Sendable (LiveEvent) -> Void)?>(nil)
     let configuration: ProviderConfiguration
     let compileSchema: @Sendable (JSONValue) throws(FlowError) -> any DataValidator
     let logger: Logger
@@ -154,7 +157,15 @@ public final class ProviderHub: Sendable {
 
     /// A provider frame arrived on `connection`: an answer to one of the calls sent to it.
     /// Answers to calls that were settled already (timed out, cancelled) are dropped.
+    /// Sets where providers' events go.
+    public func onPublish(_ publisher: @escaping @Sendable (LiveEvent) -> Void) {
+        self.publisher.withLock { $0 = publisher }
+    }
+
     public func deliver(_ frame: JSONObject, from connection: Int) {
+        if let publish = frame["publish"] {
+            return self.publish(publish, from: connection)
+        }
         guard case .string(let text)? = frame["call"], let callID = UInt64(text) else {
             self.logger.debug("dropping a provider frame without a known call id", metadata: ["flow.connection": "\(connection)"])
             return
@@ -167,6 +178,35 @@ public final class ProviderHub: Sendable {
             self.logger.debug("dropping a late or unknown answer", metadata: ["flow.call": .string(text)])
         }
         self.perform(resumes)
+    }
+
+    /// `{"publish": {"namespace", "objectid", "event", "data"}}` (SPEC §13.2): an event of a
+    /// namespace this socket serves, to whoever watches it now. A frame that is not one is
+    /// answered with a failure envelope (no requestid) and goes no further.
+    private func publish(_ value: JSONValue, from connection: Int) {
+        let handle = self.state.withLock { state in state.registrations.values.first { $0.connection.id == connection }?.connection }
+        do throws(FlowError) {
+            guard case .object(let fields) = value else { throw FlowError(.invalidRequest, "'publish' must be an object {namespace, objectid, event, data}") }
+            guard case .string(let text)? = fields["namespace"], let namespace = Namespace(text) else {
+                throw FlowError(.invalidRequest, "publish.namespace must be a namespace")
+            }
+            guard case .string(let objectid)? = fields["objectid"], ObjectID.isValid(objectid) else {
+                throw FlowError(.invalidRequest, "publish.objectid must be an object id")
+            }
+            guard case .string(let name)? = fields["event"], let kind = ChangeKind(rawValue: name) else {
+                throw FlowError(.invalidRequest, "publish.event must be created, updated or deleted")
+            }
+            let serves = self.state.withLock { state in
+                state.registrations.values.contains { $0.connection.id == connection && $0.namespace == namespace && !$0.draining }
+            }
+            guard serves else { throw FlowError(.forbidden, "This socket does not serve '\(namespace)': it cannot publish its events") }
+            self.publisher.withLock { $0 }?(LiveEvent(namespace: namespace, objectid: objectid, kind: kind, data: fields["data"] ?? .null))
+        } catch {
+            guard let handle else { return }
+            let response = Response.failure(error, errorid: UUID().uuidString.lowercased(), requestid: nil)
+            self.logger.info("provider publish refused", metadata: ["flow.errorcode": .string(error.code.rawValue), "flow.connection": "\(connection)"])
+            Task { await handle.send(response.encoded()) }
+        }
     }
 
     // MARK: Timers
@@ -198,12 +238,20 @@ public final class ProviderHub: Sendable {
     func wakeTimers() { self.wake.yield() }
 
     func perform(_ resumes: [Resume]) {
+        var changed = false
         for resume in resumes {
             switch resume {
             case .call(let continuation, let outcome): continuation.resume(returning: outcome)
             case .waiter(let continuation, let outcome): continuation.resume(returning: outcome)
+            case .providersChanged(let namespace):
+                changed = true
+                self.registry.changed(namespace)
             }
         }
+        // A provider that left may have started a grace period: the timers must see it even
+        // when they went idle (without this, a namespace whose last provider left while nothing
+        // else was timed stayed in its grace period until something else woke them).
+        if changed, self.state.withLock({ $0.hasTimedWork && $0.markTimed() }) { self.wakeTimers() }
     }
 
     // MARK: Frames

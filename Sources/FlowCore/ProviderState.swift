@@ -32,6 +32,8 @@ enum CallOutcome: Sendable {
 enum Resume {
     case call(CheckedContinuation<CallOutcome, Never>, CallOutcome)
     case waiter(CheckedContinuation<SlotOutcome, Never>, SlotOutcome)
+    /// The namespace's providers changed (`system/endpoints` tells its watchers).
+    case providersChanged(Namespace)
 }
 
 /// A call waiting for a free slot.
@@ -212,7 +214,7 @@ struct ProviderState {
         guard let registration = self.registrations.removeValue(forKey: id) else { return [] }
         let namespace = registration.namespace
         self.served[namespace]?.providers.removeAll { $0 == id }
-        var resumes: [Resume] = []
+        var resumes: [Resume] = [.providersChanged(namespace)]
         for (callID, call) in self.pending where call.registration == id {
             resumes += self.settle(callID, .providerGone, now: now)
         }

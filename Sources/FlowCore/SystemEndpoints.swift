@@ -5,8 +5,15 @@ public import FlowProtocol
 /// LIST returns every endpoint; OPEN takes a namespace as the object id. Object ids cannot
 /// contain `/` (SPEC §2), so the namespace's `/` may be written as `:` (`inventory:device`).
 public struct SystemEndpointsEndpoint: Endpoint {
+    public static let namespace = Namespace("system/endpoints")!
+
+    /// An endpoint's object id here: its namespace with `:` for `/`.
+    public static func objectID(_ namespace: Namespace) -> String {
+        String(namespace.rawValue.map { $0 == "/" ? ":" : $0 })
+    }
+
     public let definition = EndpointDefinition(
-        namespace: Namespace("system/endpoints")!,
+        namespace: SystemEndpointsEndpoint.namespace,
         title: "Endpoint registry",
         methods: [.list, .open]
     )

@@ -36,7 +36,7 @@ public struct Envelope: Sendable, Equatable {
 public enum InboundFrame: Sendable, Equatable {
     /// A request envelope.
     case envelope(Envelope)
-    /// A provider frame (it has a `call` or `cancel` field, SPEC §5.4): never an envelope.
+    /// A provider frame (it has a `call`, `cancel` or `publish` field, SPEC §5.4, §13.2): never an envelope.
     case provider(JSONObject)
 }
 
@@ -76,7 +76,7 @@ extension Envelope {
         guard case .object(let object) = value else {
             throw EnvelopeDecodingError(FlowError(.invalidRequest, "The request must be a JSON object, not \(value.typeName)"))
         }
-        if object["call"] != nil || object["cancel"] != nil { return .provider(object) }
+        if object["call"] != nil || object["cancel"] != nil || object["publish"] != nil { return .provider(object) }
         return .envelope(try Self(decoding: object))
     }
 
@@ -201,7 +201,7 @@ extension JSONParser {
     /// The top-level members a frame may have, told apart by their bytes.
     private enum FrameKey {
         case method, namespace, objectid, token, parameters, data, requestid
-        /// `call` or `cancel`: a provider frame.
+        /// `call`, `cancel` or `publish`: a provider frame.
         case provider
         case other
     }
@@ -275,6 +275,7 @@ extension JSONParser {
         case 5 where equals("token"): return .token
         case 6 where equals("method"): return .method
         case 6 where equals("cancel"): return .provider
+        case 7 where equals("publish"): return .provider
         case 8 where equals("objectid"): return .objectid
         case 9 where equals("namespace"): return .namespace
         case 9 where equals("requestid"): return .requestid

@@ -72,6 +72,8 @@ public struct Gateway: Sendable {
         )
         try registry.register(WatchesEndpoint(hub: watches))
         self.watches = watches
+        registry.observe { kind, endpoint in watches.endpointChanged(kind, endpoint) }
+        providers.onPublish { event in watches.publish(event) }
         let revocable = authenticator as? any RevocableCredentials
         let connections = ConnectionRegistry(limit: configuration.maxSockets, credentials: revocable)
         self.dispatcher = dispatcher

@@ -296,6 +296,48 @@ struct LiveDataTests {
         }
     }
 
+    // MARK: Providers and system/endpoints
+
+    @Test func providersPublishLiveEventsAndEndpointsReportTheirComingAndGoing() async throws {
+        let daemon = try await Self.daemon(["FLOWGATE_PROVIDER_GRACE_MS": "300"])
+        defer { daemon.cleanUp() }
+        try await daemon.webSocket { watcher in
+            try await watcher.send(Self.watch(["namespace": "system/endpoints"]))
+            #expect(try await watcher.receiveObject()["success"] == true)
+            try await daemon.webSocket { provider in
+                try await provider.send(#"{"method":"CREATE","namespace":"system/providers","requestid":1,"data":{"namespace":"demo/jobs","methods":["LIST"]}}"#)
+                #expect(try await provider.receive().success)
+                let appeared = try await watcher.receiveObjects(2)
+                #expect(appeared.map { "\($0["event"]?.stringValue ?? "") \($0["objectid"]?.stringValue ?? "")" } == ["created demo:jobs", "updated demo:jobs"])
+                #expect(appeared[1]["data"]?["providers"] == 1 && appeared[1]["data"]?["served"] == true)
+                #expect(appeared[1]["position"] == nil, "live events have no position")
+
+                try await watcher.send(Self.watch(["namespace": "demo/jobs", "since": "abc.1"], requestid: 2))
+                #expect(try await watcher.receive().errorcode == .invalidRequest, "no since on live-only events")
+                try await watcher.send(Self.watch(["namespace": "demo/jobs", "filter": ["state": "queued"]], requestid: 3))
+                #expect(try await watcher.receiveObject()["success"] == true)
+                try await watcher.send(Self.watch(["namespace": "auth/users"], requestid: 4))
+                #expect(try await watcher.receive().errorcode == .methodNotAllowed, "an endpoint with no events")
+
+                try await provider.send(#"{"publish":{"namespace":"demo/jobs","objectid":"j1","event":"created","data":{"state":"running"}}}"#)
+                try await provider.send(#"{"publish":{"namespace":"demo/jobs","objectid":"j2","event":"created","data":{"state":"queued"}}}"#)
+                let published = try await watcher.receiveObject()
+                #expect(published["event"] == "created" && published["objectid"] == "j2" && published["data"]?["state"] == "queued", "\(published)")
+                #expect(published["watch"] == "w2")
+
+                // Only what it serves, and only well-formed.
+                try await provider.send(#"{"publish":{"namespace":"inventory/device","objectid":"x","event":"created","data":{}}}"#)
+                #expect(try await provider.receive().errorcode == .forbidden)
+                try await provider.send(#"{"publish":{"namespace":"demo/jobs","objectid":"x","event":"exploded"}}"#)
+                #expect(try await provider.receive().errorcode == .invalidRequest)
+            }
+            // The provider left: the endpoint changes, then goes after its grace period.
+            let gone = try await watcher.receiveObjects(2)
+            #expect(gone.map { "\($0["event"]?.stringValue ?? "") \($0["objectid"]?.stringValue ?? "")" } == ["updated demo:jobs", "deleted demo:jobs"])
+            #expect(gone[0]["data"]?["providers"] == 0)
+        }
+    }
+
     // MARK: Server-Sent Events
 
     /// Opens `GET path` with `Accept: text/event-stream` on a raw connection.

@@ -156,7 +156,10 @@ extension LoopbackClient {
 }
 
 /// The client side of a test WebSocket: send text or raw frames, receive messages.
-final class TestSocket {
+///
+/// Unchecked Sendable: a test uses it from one task at a time, also when a nested socket's
+/// closure (another task) takes its turn with it while the outer one waits.
+final class TestSocket: @unchecked Sendable {
     private var iterator: WebSocketInboundMessageStream.AsyncIterator
     let outbound: WebSocketOutboundWriter
 

@@ -65,18 +65,56 @@ public struct EventFrame: Sendable {
     }
 }
 
+/// An event a provider published (SPEC §13.2), or one of `system/endpoints`: live only, so it
+/// has no position and no rev.
+public struct LiveEvent: Sendable {
+    public var namespace: Namespace
+    public var objectid: String
+    public var kind: ChangeKind
+    public var data: JSONValue
+
+    public init(namespace: Namespace, objectid: String, kind: ChangeKind, data: JSONValue) {
+        self.namespace = namespace
+        self.objectid = objectid
+        self.kind = kind
+        self.data = data
+    }
+}
+
 /// A change encoded once for all its subscribers: the shared tail of its frames, and the
 /// object before and after, decoded on first need (filters ask for them).
 final class EncodedChange: Sendable {
     let change: Change
     let kind: ChangeKind
-    let position: String
+    /// Nil for a live event (not in the change log).
+    let position: String?
     let tail: [UInt8]
+
+    /// Live: it is delivered to whoever watches now, and moves no watch's position.
+    var isLive: Bool { self.position == nil }
+
+    init(live event: LiveEvent) {
+        let body = String(decoding: event.data.encoded(), as: UTF8.self)
+        self.change = Change(position: 0, namespace: event.namespace.rawValue, objectid: event.objectid, kind: event.kind, rev: "", body: body)
+        self.kind = event.kind
+        self.position = nil
+        var writer = JSONWriter(capacity: body.utf8.count + 96)
+        writer.writeRaw(#","namespace":"#)
+        writer.write(string: event.namespace.rawValue)
+        writer.writeRaw(#","objectid":"#)
+        writer.write(string: event.objectid)
+        writer.writeRaw(#","data":"#)
+        writer.write(encoded: body)
+        writer.writeRaw("}")
+        self.tail = writer.bytes
+        self.objects = Locked(nil)
+    }
 
     init(_ change: Change, epoch: String) {
         self.change = change
         self.kind = change.kind
-        self.position = FeedPosition(epoch: epoch, sequence: change.position).description
+        let position = FeedPosition(epoch: epoch, sequence: change.position).description
+        self.position = position
         var writer = JSONWriter(capacity: change.body.utf8.count + 128)
         writer.writeRaw(#","namespace":"#)
         writer.write(string: change.namespace)
@@ -87,7 +125,7 @@ final class EncodedChange: Sendable {
         writer.writeRaw(#","data":"#)
         writer.write(encoded: change.body)
         writer.writeRaw(#","position":"#)
-        writer.write(string: self.position)
+        writer.write(string: position)
         writer.writeRaw("}")
         self.tail = writer.bytes
         self.objects = Locked(nil)
@@ -99,6 +137,7 @@ final class EncodedChange: Sendable {
     var decoded: (after: JSONObject?, before: JSONObject?) {
         self.objects.withLock { cached in
             if let cached { return cached }
+            // A live event's data need not be an object: then no filter matches it.
             let decoded = (try? decodeStoredObject(self.change.body), self.change.previous.flatMap { try? decodeStoredObject($0) })
             cached = decoded
             return decoded

@@ -11,7 +11,8 @@ final class Watch: Sendable {
     let id: String
     /// Creation order within the hub, for listing.
     let serial: UInt64
-    unowned let hub: WatchHub
+    /// Strong: a replay task may outlive the hub's last other owner; the hub drops its watches when they end.
+    let hub: WatchHub
     let namespace: Namespace
     let objectid: String?
     let filter: [String: JSONValue]
@@ -69,7 +70,7 @@ final class Watch: Sendable {
     /// Offers a change from the fan-out; true when the watch ended on it (the hub drops it).
     func offer(_ change: EncodedChange) -> Bool {
         self.state.withLock { state in
-            guard !state.ended, change.change.position > state.last else { return false }
+            guard !state.ended, change.isLive || change.change.position > state.last else { return false }
             if state.holding {
                 guard state.held.count < self.outbox.limit else { return self.overflow(&state) }
                 state.held.append(change)
@@ -121,7 +122,7 @@ final class Watch: Sendable {
             state.holding = false
             let held = state.held
             state.held = []
-            for change in held where change.change.position > state.last {
+            for change in held where change.isLive || change.change.position > state.last {
                 if self.deliver(change, &state) { return true }
             }
             return false
@@ -168,7 +169,7 @@ final class Watch: Sendable {
     private func deliver(_ change: EncodedChange, _ state: inout State) -> Bool {
         switch self.evaluate(change, identity: state.identity) {
         case .skip:
-            state.last = change.change.position
+            if !change.isLive { state.last = change.change.position }
             return false
         case .forbidden:
             state.ended = true
@@ -176,7 +177,7 @@ final class Watch: Sendable {
             return true
         case .frame(let frame):
             guard self.outbox.offer(frame) else { return self.overflow(&state) }
-            state.last = change.change.position
+            if !change.isLive { state.last = change.change.position }
             return false
         }
     }

@@ -32,8 +32,18 @@ public final class WatchHub: Sendable {
     let policy: any AuthorizationPolicy
     public let configuration: WatchConfiguration
     let logger: Logger
-    private let stream: AsyncStream<Change>
-    private let input: AsyncStream<Change>.Continuation
+    private let stream: AsyncStream<FeedItem>
+    private let input: AsyncStream<FeedItem>.Continuation
+
+    /// What the fan-out receives, in order.
+    enum FeedItem {
+        /// A committed collection write.
+        case change(Change)
+        /// A provider's `publish` (SPEC §13.2): live only.
+        case live(LiveEvent)
+        /// An endpoint came, went or changed (`system/endpoints` events).
+        case endpoint(ChangeKind, any Endpoint)
+    }
 
     struct Connection {
         let handle: any ConnectionHandle
@@ -62,7 +72,7 @@ public final class WatchHub: Sendable {
         self.policy = policy
         self.configuration = configuration
         self.logger = logger
-        (self.stream, self.input) = AsyncStream.makeStream(of: Change.self)
+        (self.stream, self.input) = AsyncStream.makeStream(of: FeedItem.self)
         self.state = Locked(State(head: head))
     }
 
@@ -71,26 +81,55 @@ public final class WatchHub: Sendable {
 
     /// Hands a committed change to the fan-out (called in commit order).
     public func publish(_ change: Change) {
-        self.input.yield(change)
+        self.input.yield(.change(change))
+    }
+
+    /// Hands a provider's event to the fan-out.
+    public func publish(_ event: LiveEvent) {
+        self.input.yield(.live(event))
+    }
+
+    /// An endpoint came (`created`), went (`deleted`) or its providers changed (`updated`).
+    /// Never blocks: the registry may call it under a lock.
+    public func endpointChanged(_ kind: ChangeKind, _ endpoint: any Endpoint) {
+        self.input.yield(.endpoint(kind, endpoint))
     }
 
     /// The fan-out, until the task is cancelled.
     public func run() async {
         await withTaskCancellationHandler {
-            for await change in self.stream { self.fanOut(change) }
+            for await item in self.stream { self.fanOut(item) }
         } onCancel: {
             self.input.finish()
         }
     }
 
-    func fanOut(_ change: Change) {
+    func fanOut(_ item: FeedItem) {
+        let namespace: String
+        switch item {
+        case .change(let change): namespace = change.namespace
+        case .live(let event): namespace = event.namespace.rawValue
+        case .endpoint: namespace = SystemEndpointsEndpoint.namespace.rawValue
+        }
         let watchers = self.state.withLock { state -> [Watch] in
-            state.head = max(state.head, change.position)
-            guard let watches = state.byNamespace[change.namespace] else { return [] }
+            if case .change(let change) = item { state.head = max(state.head, change.position) }
+            guard let watches = state.byNamespace[namespace] else { return [] }
             return Array(watches.values)
         }
         guard !watchers.isEmpty else { return }
-        let encoded = EncodedChange(change, epoch: self.epoch)
+        let encoded: EncodedChange
+        switch item {
+        case .change(let change):
+            encoded = EncodedChange(change, epoch: self.epoch)
+        case .live(let event):
+            encoded = EncodedChange(live: event)
+        case .endpoint(let kind, let endpoint):
+            // Described here, off every lock (a provider endpoint asks its hub).
+            encoded = EncodedChange(live: LiveEvent(
+                namespace: SystemEndpointsEndpoint.namespace, objectid: SystemEndpointsEndpoint.objectID(endpoint.definition.namespace),
+                kind: kind, data: SystemEndpointsEndpoint.describe(endpoint)
+            ))
+        }
         for watch in watchers where watch.offer(encoded) {
             self.remove(watch)
         }

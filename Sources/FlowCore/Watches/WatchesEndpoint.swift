@@ -34,9 +34,14 @@ public struct WatchesEndpoint: Endpoint {
             if !definition.isPublic(method) {
                 try self.hub.policy.authorize(context.identity, method: method, objectid: request.objectid, endpoint: definition)
             }
-            guard definition.kind == .collection else {
-                // Provider namespaces have live events only (SPEC §13.2), which are not there yet.
-                throw FlowError(.methodNotAllowed, "Only collections can be watched")
+            // Collections replay from the change log; providers' published events and
+            // system/endpoints' are live only (SPEC §13.2).
+            let isLog = definition.kind == .collection
+            guard isLog || definition.kind == .provider || definition.namespace == SystemEndpointsEndpoint.namespace else {
+                throw FlowError(.methodNotAllowed, "'\(definition.namespace)' has no events: watch a collection, a provider namespace or system/endpoints")
+            }
+            if !isLog, request.since != nil {
+                throw FlowError(.invalidRequest, "'\(definition.namespace)' has live events only: 'since' needs a collection")
             }
             let watch = try await self.hub.add(
                 request, definition: definition, identity: context.identity, credential: context.credential, connection: connection
