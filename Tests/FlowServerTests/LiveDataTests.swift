@@ -499,6 +499,27 @@ struct ServerSentEvents {
         }
     }
 
+    /// A stream is a response in progress, not an idle connection: the HTTP idle timeout does
+    /// not reap it.
+    @Test func aStreamOutlivesTheIdleTimeout() async throws {
+        try await LiveGateway.runShipped(configure: { $0.idleTimeout = .milliseconds(300) }) { live in
+            let stream = try await RawSocket.connect(port: live.port)
+            try await stream.write(
+                "GET /api/inventory/inventory/device/ HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: \(LiveGateway.adminHeaders[.authorization]!)\r\n\r\n"
+            )
+            #expect(try await stream.waitFor(timeout: .seconds(5)) { String(decoding: $0, as: UTF8.self).contains("retry:") })
+            try await Task.sleep(for: .seconds(1))
+            #expect(!stream.isClosed)
+            let created = try await live.http(
+                "/api/inventory/inventory/device/", method: .post, headers: [.contentType: "application/json"],
+                body: #"{"id":"late","name":"late","serial":"SN-late"}"#
+            )
+            #expect(try created.envelope().success)
+            #expect(try await stream.waitFor(timeout: .seconds(5)) { ServerSentEvents($0).events.contains { $0.data.contains(#""objectid":"late""#) } })
+            await stream.close()
+        }
+    }
+
     /// Polls `condition` for up to five seconds (stretched under a sanitizer).
     static func eventually(_ condition: () -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + TestTime.bound(.seconds(5))
