@@ -81,6 +81,7 @@ test("the daemon serves the module and its types as they are in the repository",
     const served = await fetch(`${daemon.base}/client/flowgate.js`);
     assert.equal(served.status, 200);
     assert.match(served.headers.get("content-type"), /^text\/javascript/);
+    assert.equal(served.headers.get("access-control-allow-origin"), "*", "a page on another origin may import it");
     assert.equal(await served.text(), readFileSync(join(root, "Sources/FlowServer/Resources/client/flowgate.js"), "utf8"));
     assert.equal((await fetch(`${daemon.base}/client/flowgate.d.ts`)).status, 200);
   } finally {
