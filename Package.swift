@@ -107,8 +107,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            // The browser client (/client/flowgate.js), shipped inside the build as a resource bundle.
-            resources: [.copy("Resources/client")],
+            // The browser client (/client/) and the dashboard (/dashboard/), shipped inside the build as a resource bundle.
+            resources: [.copy("Resources/client"), .copy("Resources/dashboard")],
             swiftSettings: swiftSettings
         ),
         // The Swift client for subsystems: call endpoints, provide endpoints over one WebSocket (SPEC §5.4).

@@ -92,7 +92,7 @@ public struct Gateway: Sendable {
             guard await readiness() else { return Self.json(.serviceUnavailable, #"{"ready":false,"reason":"database"}"#) }
             return Self.json(.ok, #"{"ready":true,"endpoints":\#(registry.count)}"#)
         }
-        StaticFiles.client().add(to: router)
+        StaticFiles.load(dashboard: configuration.dashboard).add(to: router)
         let sockets = WebSocketRoutes(
             dispatcher: dispatcher, providers: providers, watches: watches, connections: connections, configuration: configuration, logger: logger
         )

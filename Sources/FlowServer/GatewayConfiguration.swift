@@ -45,6 +45,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     /// `basic_challenge` — send `WWW-Authenticate: Basic` with every 401, not only to requests
     /// that sent Basic (SPEC §6.4: off, so browsers are never prompted into ambient credentials).
     public var basicChallenge = false
+    /// `dashboard` — serve the dashboard at `/dashboard/`.
+    public var dashboard = true
     /// `diagnostics_echo` — serve the WebSocket echo route `/diagnostics/echo` (conformance tests).
     public var diagnosticsEcho = false
     /// `assert_formats` — make JSON Schema `format` (date-time, uuid, email) a check, not an annotation.
@@ -190,6 +192,9 @@ extension GatewayConfiguration {
         },
         Key(name: "basic_challenge", summary: "send WWW-Authenticate: Basic with every 401, not only to requests that sent Basic; makes browsers prompt (default false)") { config, value throws(ConfigurationError) in
             config.basicChallenge = try value.bool("basic_challenge")
+        },
+        Key(name: "dashboard", summary: "serve the dashboard at /dashboard/ (default true)") { config, value throws(ConfigurationError) in
+            config.dashboard = try value.bool("dashboard")
         },
         Key(name: "diagnostics_echo", summary: "serve the WebSocket echo route /diagnostics/echo (default false)") { config, value throws(ConfigurationError) in
             config.diagnosticsEcho = try value.bool("diagnostics_echo")

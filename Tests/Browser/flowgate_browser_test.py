@@ -39,10 +39,10 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def start_daemon(folder, cors_origin):
+def start_daemon(folder, cors_origin, definitions=ROOT):
     environment = dict(os.environ, FLOWGATE_ADMIN_PASSWORD=PASSWORD, FLOWGATE_BCRYPT_COST="4", FLOWGATE_CORS_ORIGINS=cors_origin)
     process = subprocess.Popen(
-        [BINARY, "serve", "--port", "0", "--endpoints", os.path.join(ROOT, "Endpoints"), "--schemas", os.path.join(ROOT, "Schemas")],
+        [BINARY, "serve", "--port", "0", "--endpoints", os.path.join(definitions, "Endpoints"), "--schemas", os.path.join(definitions, "Schemas")],
         cwd=folder, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 30
     log = ""
@@ -131,7 +131,7 @@ async def until(page, expression, limit):
 
 def http(port, method, path, body):
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method=method,
+        f"http://127.0.0.1:{port}{path}", data=None if body is None else json.dumps(body).encode(), method=method,
         headers={"Content-Type": "application/json", "Authorization": "Basic " + __import__("base64").b64encode(f"admin:{PASSWORD}".encode()).decode()})
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
@@ -185,11 +185,157 @@ async def run(daemon_port, browser_url, browser_port, page_port):
     await until(example, f"{items}.join() === 'b1: browser,b2: second'", 2)
     print("ok: the README's page, served from another origin, lists the devices and follows a new one")
 
+    await dashboard_checks(browser, browser_port, daemon_port)
+    await new_collection_checks(browser, browser_port)
+
     for page in pages:
         await page.evaluate("flow.close(), true")
         await page.socket.close()
     await example.socket.close()
     await browser.socket.close()
+
+
+async def open_page(browser, browser_port, url):
+    """A page in a browser context of its own."""
+    context = (await browser.send("Target.createBrowserContext"))["browserContextId"]
+    target = (await browser.send("Target.createTarget", url=url, browserContextId=context))["targetId"]
+    page = await DevTools.open(f"ws://127.0.0.1:{browser_port}/devtools/page/{target}")
+    await page.send("Emulation.setDeviceMetricsOverride", width=1200, height=760, deviceScaleFactor=1, mobile=False)
+    return page
+
+
+async def sign_in_to_dashboard(page, namespace):
+    await until(page, "!!document.querySelector('#sign-in') && !document.querySelector('#sign-in').hidden", 10)
+    await page.evaluate(
+        "(() => { const form = document.querySelector('#sign-in'); form.username.value = 'admin'; form.password.value = %s; form.requestSubmit(); return true })()"
+        % json.dumps(PASSWORD))
+    item = f"document.querySelector('#endpoints li[data-namespace=\"{namespace}\"]')"
+    await until(page, f"!!{item}", 10)
+    await page.evaluate(f"{item}.click(), true")
+
+
+def rows(column=None):
+    """The table's rows as 'id' (or 'id:<column value>') strings, in the page."""
+    if column is None:
+        return "[...document.querySelectorAll('#table tbody tr')].map((tr) => tr.dataset.id)"
+    return ("(() => { const names = [...document.querySelectorAll('#table thead th')].map((th) => th.textContent);"
+            f" const at = names.indexOf('{column}');"
+            " return [...document.querySelectorAll('#table tbody tr')].map((tr) => tr.dataset.id + ':' + tr.children[at].textContent) })()")
+
+
+def fill(fields):
+    """Sets the editor's fields (by JSON pointer) and submits it, in the page."""
+    sets = "; ".join(f"document.querySelector('#fields [name=\"{name}\"]').value = {json.dumps(value)}" for name, value in fields.items())
+    return f"(() => {{ {sets}; document.querySelector('#editor').requestSubmit(); return true }})()"
+
+
+async def dashboard_checks(browser, browser_port, daemon_port):
+    base = f"http://127.0.0.1:{daemon_port}/dashboard/"
+    with urllib.request.urlopen(base, timeout=5) as response:
+        policy = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy, policy
+        assert "<script>" not in response.read().decode(), "no inline script"
+    first = await open_page(browser, browser_port, base)
+    second = await open_page(browser, browser_port, base)
+    for page in (first, second):
+        await sign_in_to_dashboard(page, "inventory/device")
+        await until(page, f"{rows()}.includes('b1')", 5)
+    print("ok: the dashboard signs in and shows inventory/device's table, in two contexts")
+
+    # Create through the form: first a value the schema refuses, shown at its field.
+    await first.evaluate("document.querySelector('#new').click(), true")
+    await until(first, "!document.querySelector('#editor').hidden", 5)
+    await first.evaluate(fill({"/id": "form-1", "/name": "from the form", "/serial": "bad serial!"}))
+    await until(first, "document.querySelector('[data-problem=\"/serial\"]').textContent.length > 0", 5)
+    assert "VALIDATION_FAILED" in await first.evaluate("document.querySelector('#error').textContent")
+    assert "errorid" in await first.evaluate("document.querySelector('#error').textContent")
+    await first.evaluate(fill({"/serial": "SN-form-1", "/site": "HQ"}))
+    for page in (first, second):
+        await until(page, f"{rows()}.includes('form-1')", 2)
+    print("ok: the form shows a validation error at its field, then creates the device; both tables show it")
+
+    http(daemon_port, "POST", "/api/inventory/inventory/device/", {"id": "api-1", "name": "over HTTP", "serial": "SN-api-1", "site": "HQ"})
+    took = [await until(page, f"{rows()}.includes('api-1')", 1.0) for page in (first, second)]
+    print(f"ok: a device created over HTTP appears in both dashboards ({max(took) * 1000:.0f} ms)")
+
+    await first.evaluate("document.querySelector('#table tbody tr[data-id=\"api-1\"]').click(), true")
+    await until(first, "!document.querySelector('#editor').hidden", 5)
+    await first.evaluate(fill({"/site": "Edge"}))
+    await until(second, f"{rows('site')}.includes('api-1:Edge')", 1.0)
+    print("ok: an update made in one dashboard shows in the other")
+
+    # Delete with the rev the form was opened with: a change made meanwhile is a CONFLICT that
+    # shows the current object; deleting again (now with its rev) goes through.
+    await first.evaluate("document.querySelector('#table tbody tr[data-id=\"form-1\"]').click(), true")
+    await until(first, "document.querySelector('#editor-title').textContent === 'Edit form-1'", 5)
+    http(daemon_port, "PATCH", "/api/inventory/inventory/device/form-1", {"site": "moved"})
+    await first.evaluate("document.querySelector('#delete').click(), true")
+    await until(first, "!document.querySelector('#conflict').hidden", 5)
+    assert "CONFLICT" in await first.evaluate("document.querySelector('#error').textContent")
+    assert '"site": "moved"' in await first.evaluate("document.querySelector('#conflict').textContent")
+    await first.evaluate("document.querySelector('#delete').click(), true")
+    for page in (first, second):
+        await until(page, f"!{rows()}.includes('form-1')", 2)
+    print("ok: deleting with a stale rev shows the CONFLICT and the current object; again, it deletes")
+
+    shot = await first.send("Page.captureScreenshot", format="png")
+    artifacts = os.environ.get("FLOWGATE_ARTIFACTS", os.path.join(ROOT, ".build", "browser-artifacts"))
+    os.makedirs(artifacts, exist_ok=True)
+    with open(os.path.join(artifacts, "dashboard.png"), "wb") as image:
+        image.write(__import__("base64").b64decode(shot["data"]))
+    print(f"ok: screenshot in {artifacts}/dashboard.png")
+
+    await second.evaluate("document.querySelector('#sign-out').click(), true")
+    # The page reloads: until it has, there may be no form to look at.
+    await until(second, "document.readyState === 'complete' && !!document.querySelector('#sign-in') && !document.querySelector('#sign-in').hidden && sessionStorage.length === 0", 5)
+    print("ok: signing out forgets the session")
+    for page in (first, second):
+        await page.socket.close()
+
+
+SAMPLE_ENDPOINT = {"namespace": "lab/sample", "title": "Lab samples", "kind": "collection", "schema": "lab/sample.schema.json",
+                   "methods": ["LIST", "OPEN", "CREATE", "UPDATE", "DELETE"], "search": ["label"]}
+SAMPLE_SCHEMA = {
+    "type": "object", "required": ["label", "grade"], "additionalProperties": False,
+    "properties": {
+        "label": {"type": "string", "minLength": 1},
+        "grade": {"enum": ["low", "mid", "high"]},
+        "weight": {"type": "number", "minimum": 0, "maximum": 100},
+        "origin": {"type": "object", "required": ["lab"], "additionalProperties": False,
+                   "properties": {"lab": {"type": "string"}, "shelf": {"type": "integer", "minimum": 1}}},
+    },
+}
+
+
+async def new_collection_checks(browser, browser_port):
+    """The dashboard on a collection it was never written for: its own schema with an enum, a
+    nested object and number bounds."""
+    folder = tempfile.mkdtemp(prefix="flowgate-lab-")
+    for kind, name, content in (("Endpoints", "sample.json", SAMPLE_ENDPOINT), ("Schemas", "sample.schema.json", SAMPLE_SCHEMA)):
+        os.makedirs(os.path.join(folder, kind, "lab"))
+        with open(os.path.join(folder, kind, "lab", name), "w") as file:
+            json.dump(content, file)
+    daemon, port = start_daemon(folder, "", definitions=folder)
+    try:
+        page = await open_page(browser, browser_port, f"http://127.0.0.1:{port}/dashboard/")
+        await sign_in_to_dashboard(page, "lab/sample")
+        await until(page, "[...document.querySelectorAll('#table thead th')].map((th) => th.textContent).join() === 'id,label,grade,weight'", 5)
+        await page.evaluate("document.querySelector('#new').click(), true")
+        await until(page, "!document.querySelector('#editor').hidden", 5)
+        kinds = await page.evaluate("[...document.querySelectorAll('#fields [name]')].map((f) => f.name + ':' + f.tagName + ':' + (f.max || ''))")
+        assert kinds == ["/id:INPUT:", "/label:INPUT:", "/grade:SELECT:", "/weight:INPUT:100", "/origin/lab:INPUT:", "/origin/shelf:INPUT:"], kinds
+        await page.evaluate(fill({"/id": "s1", "/label": "first", "/grade": json.dumps("high"), "/weight": "150", "/origin/lab": "north", "/origin/shelf": "2"}))
+        await until(page, "document.querySelector('[data-problem=\"/weight\"]').textContent.length > 0", 5)
+        await page.evaluate(fill({"/weight": "42.5"}))
+        await until(page, f"{rows('grade')}.includes('s1:high')", 2)
+        stored = http(port, "GET", "/api/lab/lab/sample/s1", None)["data"]
+        assert stored["origin"] == {"lab": "north", "shelf": 2} and stored["weight"] == 42.5, stored
+        print("ok: a new collection's form comes from its schema (enum, nested object, bounds) and creates its object")
+        await page.socket.close()
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=15)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main():
