@@ -278,6 +278,13 @@ async def dashboard_checks(browser, browser_port, daemon_port):
         await until(page, f"!{rows()}.includes('form-1')", 2)
     print("ok: deleting with a stale rev shows the CONFLICT and the current object; again, it deletes")
 
+    # Search is the server's full-text search over the collection's search fields.
+    await second.evaluate("(() => { const box = document.querySelector('#search'); box.value = 'over'; box.dispatchEvent(new Event('input')); return true })()")
+    await until(second, f"{rows()}.join() === 'api-1'", 3)
+    await second.evaluate("(() => { const box = document.querySelector('#search'); box.value = ''; box.dispatchEvent(new Event('input')); return true })()")
+    await until(second, f"{rows()}.length === 3", 3)
+    print("ok: the search box narrows the table to the server's matches")
+
     shot = await first.send("Page.captureScreenshot", format="png")
     artifacts = os.environ.get("FLOWGATE_ARTIFACTS", os.path.join(ROOT, ".build", "browser-artifacts"))
     os.makedirs(artifacts, exist_ok=True)
