@@ -285,6 +285,27 @@ async def dashboard_checks(browser, browser_port, daemon_port):
     await until(second, f"{rows()}.length === 3", 3)
     print("ok: the search box narrows the table to the server's matches")
 
+    # Paging: 20 rows a page, the next page from paging.next.
+    for index in range(20):
+        http(daemon_port, "POST", "/api/inventory/inventory/device/", {"id": f"p{index:02d}", "name": "paged", "serial": f"SN-p{index:02d}"})
+    await until(second, f"{rows()}.length === 20 && !document.querySelector('#next').disabled", 3)
+    await second.evaluate("document.querySelector('#next').click(), true")
+    await until(second, f"{rows()}.join() === 'p17,p18,p19'", 3)
+    await second.evaluate("document.querySelector('#first').click(), true")
+    await until(second, f"{rows()}[0] === 'b1' && {rows()}.length === 20", 3)
+    print("ok: the table pages through the collection")
+
+    # A provider coming and going shows in the endpoint list (system/endpoints events).
+    presence = "document.querySelector('#endpoints li[data-namespace=\"scheduler/queue\"] .presence').textContent"
+    await until(first, f"{presence} === 'no provider'", 3)
+    credential = "Basic " + __import__("base64").b64encode(f"admin:{PASSWORD}".encode()).decode()
+    async with websockets.connect(f"ws://127.0.0.1:{daemon_port}/ws", additional_headers={"Authorization": credential}) as provider:
+        await provider.send(json.dumps({"method": "CREATE", "namespace": "system/providers", "requestid": 1, "data": {"namespace": "scheduler/queue"}}))
+        assert json.loads(await provider.recv())["success"]
+        await until(first, f"{presence} === '1 provider'", 2)
+    await until(first, f"{presence} === 'no provider'", 2)
+    print("ok: a provider's coming and going shows live in the endpoint list")
+
     shot = await first.send("Page.captureScreenshot", format="png")
     artifacts = os.environ.get("FLOWGATE_ARTIFACTS", os.path.join(ROOT, ".build", "browser-artifacts"))
     os.makedirs(artifacts, exist_ok=True)
