@@ -92,6 +92,9 @@ public struct Gateway: Sendable {
             guard await readiness() else { return Self.json(.serviceUnavailable, #"{"ready":false,"reason":"database"}"#) }
             return Self.json(.ok, #"{"ready":true,"endpoints":\#(registry.count)}"#)
         }
+        if StaticFiles.bundle == nil {
+            logger.warning("no resource bundle (flowgate_FlowServer.resources) beside the executable: /client/ and /dashboard/ are not served")
+        }
         StaticFiles.load(dashboard: configuration.dashboard).add(to: router)
         let sockets = WebSocketRoutes(
             dispatcher: dispatcher, providers: providers, watches: watches, connections: connections, configuration: configuration, logger: logger

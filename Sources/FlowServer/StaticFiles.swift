@@ -53,12 +53,21 @@ struct StaticFiles {
     }
 
     private static func file(_ folder: String, _ name: String, headers: HTTPFields) -> File? {
-        let ext = String(name.split(separator: ".").last ?? "")
-        let base = String(name.dropLast(ext.count + 1))
-        guard let url = Bundle.module.url(forResource: base, withExtension: ext, subdirectory: folder), let data = try? Data(contentsOf: url)
+        guard let bundle = Self.bundle, let data = try? Data(contentsOf: bundle.appendingPathComponent(folder).appendingPathComponent(name))
         else { return nil }
+        let ext = String(name.split(separator: ".").last ?? "")
         return File(contentType: Self.contentTypes[ext] ?? "application/octet-stream", bytes: ByteBuffer(bytes: data), headers: headers)
     }
+
+    /// The resource bundle beside the executable (where `swift build` puts it, and where the
+    /// Docker image copies it). Looked up by hand: SwiftPM's `Bundle.module` stops the process
+    /// when the bundle is missing, and a daemon copied without it should still serve its API.
+    static let bundle: URL? = {
+        let name = "flowgate_FlowServer.resources"
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let candidates = [executable.appendingPathComponent(name), Bundle.main.bundleURL.appendingPathComponent(name)]
+        return candidates.first { FileManager.default.fileExists(atPath: $0.path) }
+    }()
 
     func add(to router: Router<GatewayRequestContext>) {
         for (path, file) in self.files {
