@@ -273,7 +273,7 @@ public final class AuthService: Authenticator, RevocableCredentials {
         logger[metadataKey: "flow.auth.via"] = .string(via)
         if let address { logger[metadataKey: "flow.client"] = .string(address) }
         guard self.limiter.withLock({ $0.admit(keys, now: self.now()) }) else {
-            logger.warning("login refused: too many failed attempts")
+            logger.warning("login refused: too many failed attempts", metadata: ["flow.audit": "login refused"])
             throw FlowError(.rateLimited, "Too many failed logins; try again later")
         }
         var failed = false
@@ -287,7 +287,8 @@ public final class AuthService: Authenticator, RevocableCredentials {
         self.passwordChecks.add(1, ordering: .relaxed)
         guard let user, matches, !user.record.disabled else {
             failed = true
-            logger.notice("login failed")
+            // An audit line like the successful login's, so both are found by flow.audit.
+            logger.notice("login failed", metadata: ["flow.audit": "login failed"])
             throw FlowError(.unauthenticated, "Invalid username or password")
         }
         return user

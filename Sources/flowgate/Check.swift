@@ -19,8 +19,11 @@ struct Check: ParsableCommand {
         do {
             let catalog = try EndpointCatalog.load(endpoints: endpoints, schemas: schemas)
             print("ok: \(catalog.collections.count + catalog.providerReservations.count + catalog.upstreams.count) endpoint definition(s) (\(catalog.collections.count) collection(s), \(catalog.providerReservations.count) provider namespace(s), \(catalog.upstreams.count) upstream(s)), \(catalog.schemaCount) schema(s)")
-            for collection in catalog.collections {
-                print("  \(collection.definition.namespace)  \(collection.file)")
+            // Every definition counted above, with its kind.
+            let listed = catalog.collections.map { ($0, "collection") } + catalog.providerReservations.map { ($0, "provider") }
+                + catalog.upstreams.map { ($0, "upstream") }
+            for (definition, kind) in listed {
+                print("  \(definition.definition.namespace)  \(kind)  \(definition.file)")
             }
         } catch {
             for problem in error.problems { print(problem) }

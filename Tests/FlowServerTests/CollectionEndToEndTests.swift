@@ -159,6 +159,11 @@ struct CollectionEndToEndTests {
         let (status, output) = try DaemonProcess.run(["check", "--endpoints", repository.appendingPathComponent("Endpoints").path, "--schemas", repository.appendingPathComponent("Schemas").path])
         #expect(status == 0, "\(output)")
         #expect(output.contains("inventory/device"))
+        // It lists every definition it counts (the provider namespace too).
+        let counted = try #require(output.firstMatch(of: /ok: (\d+) endpoint definition/)?.1).description
+        let listed = output.split(separator: "\n").filter { $0.hasPrefix("  ") }
+        #expect(listed.count == Int(counted), "\(output)")
+        #expect(listed.contains { $0.contains("scheduler/queue") && $0.contains("provider") })
 
         let broken = FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-broken-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: broken) }
