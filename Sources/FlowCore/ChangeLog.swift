@@ -79,6 +79,8 @@ public protocol ChangeLog: Sendable {
     func bounds() async throws -> (head: Int64, pruned: Int64)
     /// Up to `limit` changes after `position` in `namespace` (of `objectid` only, when given), in order.
     func changes(after position: Int64, namespace: String, objectid: String?, limit: Int) async throws -> [Change]
+    /// Up to `limit` changes after `position`, of every namespace, in order.
+    func changes(after position: Int64, limit: Int) async throws -> [Change]
     /// Drops what `retention` no longer keeps; returns how many changes went.
     @discardableResult
     func prune(_ retention: ChangeRetention) async throws -> Int

@@ -40,8 +40,8 @@ public struct ProviderConfiguration: Sendable, Equatable {
 /// All state sits behind one lock; continuations are resumed and frames sent outside it.
 public final class ProviderHub: Sendable {
     let registry: EndpointRegistry
-    /// Where providers' `publish` frames go (the watches).
-    let publisher = Locked<(@Sendable (LiveEvent) -> Void)?>(nil)
+    /// Where providers' `publish` frames go (the watches); false when they cannot take more now.
+    let publisher = Locked<(@Sendable (LiveEvent) -> Bool)?>(nil)
     let configuration: ProviderConfiguration
     let compileSchema: @Sendable (JSONValue) throws(FlowError) -> any DataValidator
     let logger: Logger
@@ -158,7 +158,7 @@ public final class ProviderHub: Sendable {
     /// A provider frame arrived on `connection`: an answer to one of the calls sent to it.
     /// Answers to calls that were settled already (timed out, cancelled) are dropped.
     /// Sets where providers' events go.
-    public func onPublish(_ publisher: @escaping @Sendable (LiveEvent) -> Void) {
+    public func onPublish(_ publisher: @escaping @Sendable (LiveEvent) -> Bool) {
         self.publisher.withLock { $0 = publisher }
     }
 
@@ -200,7 +200,10 @@ public final class ProviderHub: Sendable {
                 state.registrations.values.contains { $0.connection.id == connection && $0.namespace == namespace && !$0.draining }
             }
             guard serves else { throw FlowError(.forbidden, "This socket does not serve '\(namespace)': it cannot publish its events") }
-            self.publisher.withLock { $0 }?(LiveEvent(namespace: namespace, objectid: objectid, kind: kind, data: fields["data"] ?? .null))
+            let event = LiveEvent(namespace: namespace, objectid: objectid, kind: kind, data: fields["data"] ?? .null)
+            guard self.publisher.withLock({ $0 })?(event) ?? true else {
+                throw FlowError(.rateLimited, "The gateway is behind with events: publish again later")
+            }
         } catch {
             guard let handle else { return }
             let response = Response.failure(error, errorid: UUID().uuidString.lowercased(), requestid: nil)

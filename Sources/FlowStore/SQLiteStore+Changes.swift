@@ -67,19 +67,25 @@ extension SQLiteStore: ChangeLog {
     }
 
     public func changes(after position: Int64, namespace: String, objectid: String?, limit: Int) async throws -> [Change] {
+        var sql = "SELECT position, collection, id, kind, rev, body, previous FROM change WHERE collection = ? AND position > ?"
+        var arguments: StatementArguments = [namespace, position]
+        if let objectid {
+            sql += " AND id = ?"
+            arguments += [objectid]
+        }
+        return try await self.changes(sql + " ORDER BY position LIMIT ?", arguments + [limit])
+    }
+
+    public func changes(after position: Int64, limit: Int) async throws -> [Change] {
+        try await self.changes("SELECT position, collection, id, kind, rev, body, previous FROM change WHERE position > ? ORDER BY position LIMIT ?", [position, limit])
+    }
+
+    private func changes(_ sql: String, _ arguments: StatementArguments) async throws -> [Change] {
         try await self.scan { db in
-            var sql = "SELECT position, id, kind, rev, body, previous FROM change WHERE collection = ? AND position > ?"
-            var arguments: StatementArguments = [namespace, position]
-            if let objectid {
-                sql += " AND id = ?"
-                arguments += [objectid]
-            }
-            sql += " ORDER BY position LIMIT ?"
-            arguments += [limit]
-            return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map { row in
+            try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map { row in
                 Change(
-                    position: row[0], namespace: namespace, objectid: row[1], kind: ChangeKind(rawValue: row[2]) ?? .updated, rev: row[3],
-                    body: row[4], previous: row[5]
+                    position: row[0], namespace: row[1], objectid: row[2], kind: ChangeKind(rawValue: row[3]) ?? .updated, rev: row[4],
+                    body: row[5], previous: row[6]
                 )
             }
         }

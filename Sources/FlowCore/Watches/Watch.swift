@@ -8,9 +8,10 @@ import Logging
 /// registration, then released in order and the watch goes live. Every change is checked
 /// against the subscriber's access and the filter as it is delivered.
 final class Watch: Sendable {
-    let id: String
     /// Creation order within the hub, for listing.
     let serial: UInt64
+    /// `w<serial>`.
+    let id: String
     /// Strong: a replay task may outlive the hub's last other owner; the hub drops its watches when they end.
     let hub: WatchHub
     let namespace: Namespace
@@ -36,11 +37,11 @@ final class Watch: Sendable {
     private let state: Locked<State>
 
     init(
-        id: String, hub: WatchHub, request: WatchHub.Request, definition: EndpointDefinition, identity: Identity, credential: Credential?,
+        serial: UInt64, hub: WatchHub, request: WatchHub.Request, definition: EndpointDefinition, identity: Identity, credential: Credential?,
         outbox: EventOutbox, connectionID: Int, start: Int64, since: Int64?
     ) {
-        self.id = id
-        self.serial = UInt64(id.dropFirst()) ?? 0
+        self.serial = serial
+        self.id = "w\(serial)"
         self.hub = hub
         self.namespace = request.namespace
         self.objectid = request.objectid
@@ -180,6 +181,12 @@ final class Watch: Sendable {
             if !change.isLive { state.last = change.change.position }
             return false
         }
+    }
+
+    /// Ends the watch with an overflow from outside (events it should have had were left out);
+    /// true when it was still running.
+    func overflow() -> Bool {
+        self.state.withLock { state in state.ended ? false : self.overflow(&state) }
     }
 
     /// The socket fell behind: the watch ends, telling where to resume (SPEC §13.1).

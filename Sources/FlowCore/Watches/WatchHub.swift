@@ -1,3 +1,4 @@
+import DequeModule
 public import FlowProtocol
 public import Logging
 
@@ -13,6 +14,10 @@ public struct WatchConfiguration: Sendable, Equatable {
     public var maxQueuedEvents = 1000
     /// `sse_heartbeat_ms`: the comment line that keeps an idle stream open through proxies.
     public var heartbeat: Duration = .seconds(15)
+    /// Items waiting for the fan-out at most. Past it, committed changes are left in the log
+    /// (the fan-out reads them back from there), a provider's publish is `RATE_LIMITED`, and
+    /// `system/endpoints` watchers get an overflow: memory stays bounded however fast writers go.
+    public var maxFanOutBacklog = 10_000
 
     public init() {}
 }
@@ -32,8 +37,6 @@ public final class WatchHub: Sendable {
     let policy: any AuthorizationPolicy
     public let configuration: WatchConfiguration
     let logger: Logger
-    private let stream: AsyncStream<FeedItem>
-    private let input: AsyncStream<FeedItem>.Continuation
 
     /// What the fan-out receives, in order.
     enum FeedItem {
@@ -46,9 +49,19 @@ public final class WatchHub: Sendable {
     }
 
     struct Connection {
-        let handle: any ConnectionHandle
         let outbox: EventOutbox
         var watches: [String: Watch] = [:]
+    }
+
+    /// What waits for the fan-out task, bounded by `maxFanOutBacklog`.
+    private struct Backlog {
+        var items = Deque<FeedItem>()
+        /// Changes were left out: the fan-out reads the log after its head first.
+        var changesBehind = false
+        /// `system/endpoints` events were left out: its watchers overflow.
+        var endpointsBehind = false
+        var waiter: CheckedContinuation<Void, Never>?
+        var finished = false
     }
 
     private struct State {
@@ -60,6 +73,7 @@ public final class WatchHub: Sendable {
     }
 
     private let state: Locked<State>
+    private let backlog = Locked(Backlog())
 
     /// `head` is the log's last position when the hub starts (changes committed later reach
     /// ``publish(_:)``).
@@ -72,36 +86,125 @@ public final class WatchHub: Sendable {
         self.policy = policy
         self.configuration = configuration
         self.logger = logger
-        (self.stream, self.input) = AsyncStream.makeStream(of: FeedItem.self)
         self.state = Locked(State(head: head))
     }
 
     /// The log's epoch; a hub without a log has positions of its own epoch "0".
     var epoch: String { self.log?.epoch ?? "0" }
 
-    /// Hands a committed change to the fan-out (called in commit order).
+    /// Hands a committed change to the fan-out (called in commit order). A change that does not
+    /// fit the backlog stays in the log, where the fan-out reads it back.
     public func publish(_ change: Change) {
-        self.input.yield(.change(change))
+        self.enqueue(.change(change)) { $0.changesBehind = true }
     }
 
-    /// Hands a provider's event to the fan-out.
-    public func publish(_ event: LiveEvent) {
-        self.input.yield(.live(event))
+    /// Hands a provider's event to the fan-out; false when the fan-out is too far behind
+    /// (the provider is told `RATE_LIMITED`).
+    public func publish(_ event: LiveEvent) -> Bool {
+        self.enqueue(.live(event)) { _ in }
     }
 
     /// An endpoint came (`created`), went (`deleted`) or its providers changed (`updated`).
     /// Never blocks: the registry may call it under a lock.
     public func endpointChanged(_ kind: ChangeKind, _ endpoint: any Endpoint) {
-        self.input.yield(.endpoint(kind, endpoint))
+        self.enqueue(.endpoint(kind, endpoint)) { $0.endpointsBehind = true }
+    }
+
+    /// Queues `item` unless the backlog is full; `refused` records what a full backlog leaves out.
+    @discardableResult
+    private func enqueue(_ item: FeedItem, refused: (inout Backlog) -> Void) -> Bool {
+        let limit = self.configuration.maxFanOutBacklog
+        let (queued, waiter) = self.backlog.withLock { backlog -> (Bool, CheckedContinuation<Void, Never>?) in
+            guard !backlog.finished else { return (false, nil) }
+            if backlog.items.count < limit {
+                backlog.items.append(item)
+            } else {
+                refused(&backlog)
+                if case .live = item { return (false, nil) }
+            }
+            defer { backlog.waiter = nil }
+            return (true, backlog.waiter)
+        }
+        waiter?.resume()
+        return queued
     }
 
     /// The fan-out, until the task is cancelled.
     public func run() async {
         await withTaskCancellationHandler {
-            for await item in self.stream { self.fanOut(item) }
+            while let work = await self.nextWork() {
+                switch work {
+                case .item(let item): self.fanOut(item)
+                case .catchUp: await self.catchUp()
+                case .endpointsOverflow: self.overflowAll(of: SystemEndpointsEndpoint.namespace.rawValue)
+                }
+            }
         } onCancel: {
-            self.input.finish()
+            let waiter = self.backlog.withLock { backlog in
+                backlog.finished = true
+                defer { backlog.waiter = nil }
+                return backlog.waiter
+            }
+            waiter?.resume()
         }
+    }
+
+    private enum Work {
+        case item(FeedItem)
+        case catchUp
+        case endpointsOverflow
+    }
+
+    /// What the fan-out does next: what was left out first (it is older than what waits),
+    /// then the items in order; nil once cancelled.
+    private func nextWork() async -> Work? {
+        while true {
+            let work = self.backlog.withLock { backlog -> Work?? in
+                if backlog.finished { return .some(nil) }
+                if backlog.changesBehind {
+                    backlog.changesBehind = false
+                    return .catchUp
+                }
+                if backlog.endpointsBehind {
+                    backlog.endpointsBehind = false
+                    return .endpointsOverflow
+                }
+                return backlog.items.popFirst().map { .item($0) }
+            }
+            if let work { return work }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ready = self.backlog.withLock { backlog -> Bool in
+                    if backlog.finished || !backlog.items.isEmpty || backlog.changesBehind || backlog.endpointsBehind { return true }
+                    backlog.waiter = continuation
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        }
+    }
+
+    /// Fans out, from the log, the changes after the head that the backlog left out. Those
+    /// still queued are at or before the head afterwards and are passed over.
+    private func catchUp() async {
+        guard let log = self.log else { return }
+        while true {
+            let head = self.state.withLock { $0.head }
+            let batch: [Change]
+            do {
+                batch = try await log.changes(after: head, limit: 500)
+            } catch {
+                self.logger.warning("the fan-out could not read the change log", metadata: ["flow.error": .string(String(describing: error))])
+                return
+            }
+            for change in batch { self.fanOut(.change(change)) }
+            if batch.count < 500 { return }
+        }
+    }
+
+    /// Ends every watch of `namespace` with an overflow (its events were left out).
+    private func overflowAll(of namespace: String) {
+        let watchers = self.state.withLock { state in state.byNamespace[namespace].map { Array($0.values) } ?? [] }
+        for watch in watchers where watch.overflow() { self.remove(watch) }
     }
 
     func fanOut(_ item: FeedItem) {
@@ -111,11 +214,15 @@ public final class WatchHub: Sendable {
         case .live(let event): namespace = event.namespace.rawValue
         case .endpoint: namespace = SystemEndpointsEndpoint.namespace.rawValue
         }
-        let watchers = self.state.withLock { state -> [Watch] in
-            if case .change(let change) = item { state.head = max(state.head, change.position) }
-            guard let watches = state.byNamespace[namespace] else { return [] }
-            return Array(watches.values)
+        let watchers = self.state.withLock { state -> [Watch]? in
+            if case .change(let change) = item {
+                // Already fanned out by a catch-up from the log.
+                guard change.position > state.head else { return nil }
+                state.head = change.position
+            }
+            return state.byNamespace[namespace].map { Array($0.values) }
         }
+        guard let watchers else { return }
         guard !watchers.isEmpty else { return }
         let encoded: EncodedChange
         switch item {
@@ -157,18 +264,18 @@ public final class WatchHub: Sendable {
         }
         return try self.state.withLock { state throws(FlowError) -> Watch in
             var owner = state.connections[connection.id] ?? Connection(
-                handle: connection, outbox: EventOutbox(connection: connection, limit: self.configuration.maxQueuedEvents)
+                outbox: EventOutbox(connection: connection, limit: self.configuration.maxQueuedEvents)
             )
             guard owner.watches.count < self.configuration.maxWatchesPerSocket else {
                 throw FlowError(.rateLimited, "A socket may hold at most \(self.configuration.maxWatchesPerSocket) watches: delete one first")
             }
-            let id = "w\(state.nextID)"
+            let serial = state.nextID
             state.nextID += 1
             let watch = Watch(
-                id: id, hub: self, request: request, definition: definition, identity: identity, credential: credential, outbox: owner.outbox,
+                serial: serial, hub: self, request: request, definition: definition, identity: identity, credential: credential, outbox: owner.outbox,
                 connectionID: connection.id, start: state.head, since: since
             )
-            owner.watches[id] = watch
+            owner.watches[watch.id] = watch
             state.connections[connection.id] = owner
             state.byNamespace[request.namespace.rawValue, default: [:]][ObjectIdentifier(watch)] = watch
             return watch
