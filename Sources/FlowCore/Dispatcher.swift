@@ -110,15 +110,17 @@ public final class Dispatcher: Sendable {
         case .failure(let error, let requestid):
             return await deliver(DispatchResult(response: self.failure(error, requestid: requestid, origin: source.origin())))
         }
+        // Looked up once: it decides the task, and the call runs against it.
+        let endpoint = self.endpoint(for: request)
         let result: DispatchResult
         switch source.tasking {
         case .dedicated:
-            result = await self.answer(request)
+            result = await self.answer(request, endpoint: endpoint)
         case .shared(let hangUp):
-            if let hangUp, self.endpoint(for: request)?.handlesOwnTimeout == true {
-                result = await hangUp.run { await self.answer(request) }
+            if let hangUp, endpoint?.handlesOwnTimeout == true {
+                result = await hangUp.run { await self.answer(request, endpoint: endpoint) }
             } else {
-                async let answer = self.answer(request)
+                async let answer = self.answer(request, endpoint: endpoint)
                 result = await answer
             }
         }
@@ -127,10 +129,10 @@ public final class Dispatcher: Sendable {
         return delivered
     }
 
-    private func answer(_ request: CallRequest) async -> DispatchResult {
+    private func answer(_ request: CallRequest, endpoint: (any Endpoint)?) async -> DispatchResult {
         var username: String?
         do {
-            let (reply, identity) = try await self.run(request)
+            let (reply, identity) = try await self.run(request, endpoint: endpoint)
             username = identity.username
             var response = Response(status: reply.status, success: true, dataType: reply.dataType, paging: reply.paging, requestid: request.envelope.requestid)
             response.payload = reply.payload
@@ -184,7 +186,7 @@ public final class Dispatcher: Sendable {
     }
 
     /// SPEC §3, steps 2 and 4–10 (the transport did 1 and 3).
-    private func run(_ request: CallRequest) async throws -> (Reply, Identity) {
+    private func run(_ request: CallRequest, endpoint: (any Endpoint)?) async throws -> (Reply, Identity) {
         guard !self.draining.load(ordering: .relaxed) else {
             throw FlowError(.shuttingDown, "The gateway is shutting down")
         }
@@ -192,7 +194,6 @@ public final class Dispatcher: Sendable {
         guard envelope.namespace != nil || request.unresolvedPath else {
             throw FlowError(.invalidRequest, "Field 'namespace' is required")
         }
-        let endpoint = self.endpoint(for: request)
         let isPublic = endpoint?.definition.isPublic(envelope.method) ?? false
 
         let identity = try await self.authenticate(request.origin, isPublic: isPublic)

@@ -93,39 +93,36 @@ final class EncodedChange: Sendable {
     /// Live: it is delivered to whoever watches now, and moves no watch's position.
     var isLive: Bool { self.position == nil }
 
-    init(live event: LiveEvent) {
+    /// A provider's or system/endpoints' event: no rev, no position.
+    convenience init(live event: LiveEvent) {
         let body = String(decoding: event.data.encoded(), as: UTF8.self)
-        self.change = Change(position: 0, namespace: event.namespace.rawValue, objectid: event.objectid, kind: event.kind, rev: "", body: body)
-        self.kind = event.kind
-        self.position = nil
-        var writer = JSONWriter(capacity: body.utf8.count + 96)
-        writer.writeRaw(#","namespace":"#)
-        writer.write(string: event.namespace.rawValue)
-        writer.writeRaw(#","objectid":"#)
-        writer.write(string: event.objectid)
-        writer.writeRaw(#","data":"#)
-        writer.write(encoded: body)
-        writer.writeRaw("}")
-        self.tail = writer.bytes
-        self.objects = Locked(nil)
+        self.init(Change(position: 0, namespace: event.namespace.rawValue, objectid: event.objectid, kind: event.kind, rev: "", body: body), position: nil)
     }
 
-    init(_ change: Change, epoch: String) {
+    /// A change of the log, at its position in `epoch`.
+    convenience init(_ change: Change, epoch: String) {
+        self.init(change, position: FeedPosition(epoch: epoch, sequence: change.position).description)
+    }
+
+    private init(_ change: Change, position: String?) {
         self.change = change
         self.kind = change.kind
-        let position = FeedPosition(epoch: epoch, sequence: change.position).description
         self.position = position
         var writer = JSONWriter(capacity: change.body.utf8.count + 128)
         writer.writeRaw(#","namespace":"#)
         writer.write(string: change.namespace)
         writer.writeRaw(#","objectid":"#)
         writer.write(string: change.objectid)
-        writer.writeRaw(#","rev":"#)
-        writer.write(string: change.rev)
+        if position != nil {
+            writer.writeRaw(#","rev":"#)
+            writer.write(string: change.rev)
+        }
         writer.writeRaw(#","data":"#)
         writer.write(encoded: change.body)
-        writer.writeRaw(#","position":"#)
-        writer.write(string: position)
+        if let position {
+            writer.writeRaw(#","position":"#)
+            writer.write(string: position)
+        }
         writer.writeRaw("}")
         self.tail = writer.bytes
         self.objects = Locked(nil)
