@@ -39,7 +39,9 @@ struct EventStreamTransport {
 
     /// Opens the stream for `call` (from ``watchCall(for:request:)``); `failure` renders an answer
     /// that is not a stream.
-    func open(_ call: CallRequest, source: CallSource, failure: (DispatchResult) -> Response) async -> Response {
+    func open(
+        _ call: CallRequest, source: CallSource, channel: any Channel, hangUps: HangUpWatch, failure: (DispatchResult) -> Response
+    ) async -> Response {
         let pipe = EventPipe()
         guard let id = self.connections.add(credential: call.origin.credential, { _, _ in pipe.finish() }) else {
             let error = FlowError(.rateLimited, "Too many open sockets and streams: try again later")
@@ -60,12 +62,19 @@ struct EventStreamTransport {
         let heartbeat = Task { [interval = self.watches.configuration.heartbeat] in
             while (try? await Task.sleep(for: interval)) != nil { await pipe.send(ByteBuffer(string: ": keep-alive\n\n")) }
         }
-        let body = ResponseBody { [connections = self.connections, watches = self.watches] writer in
+        // When the stream ends or its client hangs up, whichever comes first: a client that
+        // leaves before the body is written (so the body never runs) must not keep its slot.
+        let end: @Sendable () -> Void = { [connections = self.connections, watches = self.watches] in
+            heartbeat.cancel()
+            pipe.finish()
+            connections.remove(id)
+            watches.connectionClosed(id)
+        }
+        let hangUp = hangUps.observe(channel, end)
+        let body = ResponseBody { writer in
             defer {
-                heartbeat.cancel()
-                pipe.finish()
-                connections.remove(id)
-                watches.connectionClosed(id)
+                end()
+                hangUps.forget(channel, hangUp)
             }
             // The start position as the stream's last event id: a reconnect before any event resumes from it.
             try await writer.write(ByteBuffer(string: "retry: 2000\nid: \(start)\n\n"))

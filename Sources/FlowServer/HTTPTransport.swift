@@ -55,7 +55,7 @@ struct HTTPTransport: RouterMiddleware {
             if let events = self.events, EventStreamTransport.wants(request), case .success(let call) = head,
                 let watch = events.watchCall(for: call, request: request)
             {
-                return await events.open(watch, source: source) { self.response($0, for: request) }
+                return await events.open(watch, source: source, channel: context.channel, hangUps: self.hangUps) { self.response($0, for: request) }
             }
             let body: ByteBuffer
             do {

@@ -23,11 +23,20 @@ final class HangUpWatch: Sendable {
     /// Runs `operation` in a task of its own, cancelled if `channel` closes first.
     func run<T: Sendable>(on channel: any Channel, _ operation: @escaping @Sendable () async -> T) async -> T {
         let task = Task { await operation() }
+        let id = self.observe(channel) { task.cancel() }
+        let value = await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
+        self.forget(channel, id)
+        return value
+    }
+
+    /// Calls `action` once, when the client of `channel` hangs up (at once if it already has);
+    /// ``forget(_:_:)`` withdraws it.
+    func observe(_ channel: any Channel, _ action: @escaping @Sendable () -> Void) -> UInt64 {
         let key = ObjectIdentifier(channel)
         let (id, first) = self.state.withLock { state in
             defer { state.nextID &+= 1 }
             let first = state.connections[key] == nil
-            state.connections[key, default: [:]][state.nextID] = { task.cancel() }
+            state.connections[key, default: [:]][state.nextID] = action
             return (state.nextID, first)
         }
         if first {
@@ -35,10 +44,13 @@ final class HangUpWatch: Sendable {
             channel.closeFuture.whenComplete { _ in self.closed(key) }
             channel.pipeline.addHandler(HangUpHandler { self.closed(key) }, position: .first).whenFailure { _ in self.closed(key) }
         }
-        let value = await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
-        // The entry stays while the connection is open, so its callback is registered once.
-        self.state.withLock { _ = $0.connections[key]?.removeValue(forKey: id) }
-        return value
+        return id
+    }
+
+    /// Withdraws an ``observe(_:_:)``. The connection's entry stays while it is open, so its
+    /// handler is added once.
+    func forget(_ channel: any Channel, _ id: UInt64) {
+        self.state.withLock { _ = $0.connections[ObjectIdentifier(channel)]?.removeValue(forKey: id) }
     }
 
     private func closed(_ key: ObjectIdentifier) {

@@ -230,6 +230,8 @@ struct LiveDataTests {
             #expect(try await socket.receive().errorcode == .rateLimited)
             try await socket.send(#"{"method":"DELETE","namespace":"system/watches","objectid":"w1"}"#)
             #expect(try await socket.receive().success)
+            try await socket.send(#"{"method":"DELETE","namespace":"system/watches","objectid":"w1"}"#)
+            #expect(try await socket.receive().errorcode == .doNotExist, "a socket deletes only watches it holds")
             try await socket.send(Self.watch(["namespace": "no/such"]))
             #expect(try await socket.receive().errorcode == .noSuchEndpoint)
             try await socket.send(Self.watch(["namespace": "inventory/device", "filter": ["a": ["nested": true]]]))
@@ -479,7 +481,7 @@ struct ServerSentEvents {
 /// What a closed socket or stream leaves behind: nothing (in-process, to see the counts).
 @Suite struct LiveDataCleanUpTests {
     @Test func closedSocketsAndStreamsLeaveNoWatchBehind() async throws {
-        try await LiveGateway.runShipped(configure: { $0.watches.heartbeat = .milliseconds(200) }) { live in
+        try await LiveGateway.runShipped { live in
             try await live.webSocket { socket in
                 try await socket.send(LiveDataTests.watch([:]))
                 #expect(try await socket.receive().success)
@@ -494,7 +496,7 @@ struct ServerSentEvents {
             #expect(try await stream.waitFor(timeout: .seconds(5)) { String(decoding: $0, as: UTF8.self).contains("retry:") })
             #expect(live.gateway.watches.count == 1 && live.gateway.openSockets == 1, "a stream is a socket")
             await stream.close()
-            // The next heartbeat finds the client gone.
+            // Its connection closing ends it at once (not only the next heartbeat, 15 s away).
             #expect(try await Self.eventually { live.gateway.watches.count == 0 && live.gateway.openSockets == 0 }, "a closed stream's watch ends")
         }
     }
