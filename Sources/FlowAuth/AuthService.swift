@@ -60,6 +60,7 @@ public final class AuthService: Authenticator, RevocableCredentials {
     private let limiter: Locked<LoginLimiter>
     /// The global cap on password hashes at once (SPEC §11).
     let hashes: HashGate
+    let metrics: GatewayMetrics
     private let watchers = Locked<[Int: AsyncStream<Void>.Continuation]>([:])
     private let nextWatcher = Atomic<Int>(0)
     /// A bcrypt hash of nothing anyone knows: an unknown user costs as much time as a wrong password.
@@ -73,17 +74,19 @@ public final class AuthService: Authenticator, RevocableCredentials {
     }
 
     public init(
-        store: any AuthStore, configuration: AuthConfiguration = .init(), logger: Logger,
+        store: any AuthStore, configuration: AuthConfiguration = .init(), metrics: GatewayMetrics = .disabled, logger: Logger,
         now: @escaping @Sendable () -> Double = AuthService.systemTime
     ) {
         self.store = store
         self.configuration = configuration
+        self.metrics = metrics
         self.logger = logger
         self.now = now
         self.directory = Locked(AuthDirectory(AuthRecords(version: -1, users: [], roles: [], tokens: [])))
         self.limiter = Locked(LoginLimiter(limit: configuration.loginFailuresPerMinute))
         self.hashes = HashGate(
-            limit: configuration.maxPasswordHashes, queueLimit: 8 * configuration.maxPasswordHashes, maxWait: configuration.passwordHashWait
+            limit: configuration.maxPasswordHashes, queueLimit: 8 * configuration.maxPasswordHashes, maxWait: configuration.passwordHashWait,
+            metrics: metrics
         )
         let cost = min(max(configuration.bcryptCost, 4), 31)
         self.decoyHash = "$2b$" + (cost < 10 ? "0" : "") + "\(cost)$" + String(repeating: "A", count: 53)
@@ -274,6 +277,7 @@ public final class AuthService: Authenticator, RevocableCredentials {
         if let address { logger[metadataKey: "flow.client"] = .string(address) }
         guard self.limiter.withLock({ $0.admit(keys, now: self.now()) }) else {
             logger.warning("login refused: too many failed attempts", metadata: ["flow.audit": "login refused"])
+            self.metrics.failedLogin(limited: true)
             throw FlowError(.rateLimited, "Too many failed logins; try again later")
         }
         var failed = false
@@ -289,6 +293,7 @@ public final class AuthService: Authenticator, RevocableCredentials {
             failed = true
             // An audit line like the successful login's, so both are found by flow.audit.
             logger.notice("login failed", metadata: ["flow.audit": "login failed"])
+            self.metrics.failedLogin(limited: false)
             throw FlowError(.unauthenticated, "Invalid username or password")
         }
         return user

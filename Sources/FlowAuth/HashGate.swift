@@ -1,4 +1,5 @@
 import FlowProtocol
+import FlowCore
 
 /// A global cap on password hashes running at once (SPEC §11): bcrypt is made to be slow, so
 /// many different credentials arriving together must not put many hashes on the CPU.
@@ -21,9 +22,11 @@ final class HashGate: Sendable {
     let limit: Int
     let queueLimit: Int
     let maxWait: Duration
+    let metrics: GatewayMetrics
     private let state = Locked(State())
 
-    init(limit: Int, queueLimit: Int, maxWait: Duration) {
+    init(limit: Int, queueLimit: Int, maxWait: Duration, metrics: GatewayMetrics = .disabled) {
+        self.metrics = metrics
         self.limit = max(1, limit)
         self.queueLimit = max(0, queueLimit)
         self.maxWait = maxWait
@@ -33,6 +36,7 @@ final class HashGate: Sendable {
     func run<T: Sendable>(_ hash: () async -> T) async -> T? {
         guard await self.enter() else { return nil }
         defer { self.leave() }
+        self.metrics.passwordHash()
         return await hash()
     }
 

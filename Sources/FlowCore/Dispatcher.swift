@@ -65,6 +65,8 @@ public final class Dispatcher: Sendable {
     let policy: any AuthorizationPolicy
     let configuration: DispatcherConfiguration
     let logger: Logger
+    /// Where every answer is counted and timed (SPEC §10).
+    let metrics: GatewayMetrics
     private let deadlines: CallDeadlines
     private let inFlight = Atomic<Int>(0)
     private let draining = Atomic<Bool>(false)
@@ -74,6 +76,7 @@ public final class Dispatcher: Sendable {
         authenticator: any Authenticator,
         policy: any AuthorizationPolicy,
         configuration: DispatcherConfiguration = .init(),
+        metrics: GatewayMetrics = .disabled,
         logger: Logger
     ) {
         self.registry = registry
@@ -81,6 +84,7 @@ public final class Dispatcher: Sendable {
         self.policy = policy
         self.configuration = configuration
         self.logger = logger
+        self.metrics = metrics
         self.deadlines = CallDeadlines(timeout: configuration.callTimeout)
     }
 
@@ -103,12 +107,15 @@ public final class Dispatcher: Sendable {
     ) async -> Delivered {
         self.inFlight.add(1, ordering: .relaxed)
         defer { self.inFlight.subtract(1, ordering: .releasing) }
+        let started = ContinuousClock.now
         let request: CallRequest
         switch decoded {
         case .call(let call):
             request = call
         case .failure(let error, let requestid):
-            return await deliver(DispatchResult(response: self.failure(error, requestid: requestid, origin: source.origin())))
+            let response = self.failure(error, requestid: requestid, origin: source.origin())
+            self.metrics.call(transport: source.transport, namespace: nil, method: nil, errorcode: response.errorcode, duration: .now - started)
+            return await deliver(DispatchResult(response: response))
         }
         // Looked up once: it decides the task, and the call runs against it.
         let endpoint = self.endpoint(for: request)
@@ -124,6 +131,10 @@ public final class Dispatcher: Sendable {
                 result = await answer
             }
         }
+        self.metrics.call(
+            transport: source.transport, namespace: endpoint?.definition.namespace, method: request.envelope.method,
+            errorcode: result.response.errorcode, duration: .now - started
+        )
         let delivered = await deliver(result)
         await result.afterDelivery?.run()
         return delivered

@@ -66,6 +66,9 @@ public final class ProviderHub: Sendable {
         (self.wakeups, self.wake) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
+    /// Provider registrations (one per `CREATE system/providers`) right now.
+    public var registrationCount: Int { self.state.withLock { $0.registrations.count } }
+
     /// Calls sent to providers and not yet answered, timed out or cancelled.
     public var pendingCalls: Int { self.state.withLock { $0.pending.count } }
 

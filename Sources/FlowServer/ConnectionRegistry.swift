@@ -11,6 +11,8 @@ final class ConnectionRegistry: Sendable {
         let closer: Closer
         /// The upgrade request's credential, when it was valid at the upgrade.
         let credential: Credential?
+        /// `websocket` or `sse`, for the open-connections gauge.
+        let transport: Transport
     }
 
     private struct State {
@@ -22,26 +24,31 @@ final class ConnectionRegistry: Sendable {
     let limit: Int
     /// Who says whether a credential was revoked; nil when credentials never are.
     let credentials: (any RevocableCredentials)?
+    let metrics: GatewayMetrics
 
-    init(limit: Int, credentials: (any RevocableCredentials)? = nil) {
+    init(limit: Int, credentials: (any RevocableCredentials)? = nil, metrics: GatewayMetrics = .disabled) {
         self.limit = limit
         self.credentials = credentials
+        self.metrics = metrics
     }
 
     /// Adds a connection opened with `credential`; nil when the limit is reached.
-    func add(credential: Credential? = nil, _ closer: @escaping Closer) -> Int? {
+    func add(_ transport: Transport, credential: Credential? = nil, _ closer: @escaping Closer) -> Int? {
         // A credential that is already no good is not "the socket's": its frames fail on their own.
         let watched = credential.flatMap { credential in self.credentials?.isRevoked(credential) == false ? credential : nil }
-        return self.state.withLock { state in
+        let id: Int? = self.state.withLock { state in
             guard state.entries.count < self.limit else { return nil }
             state.nextID += 1
-            state.entries[state.nextID] = Entry(closer: closer, credential: watched)
+            state.entries[state.nextID] = Entry(closer: closer, credential: watched, transport: transport)
             return state.nextID
         }
+        if id != nil { self.metrics.connection(transport, opened: true) }
+        return id
     }
 
     func remove(_ id: Int) {
-        _ = self.state.withLock { $0.entries.removeValue(forKey: id) }
+        guard let entry = self.state.withLock({ $0.entries.removeValue(forKey: id) }) else { return }
+        self.metrics.connection(entry.transport, opened: false)
     }
 
     /// Open WebSockets right now.
@@ -59,7 +66,8 @@ final class ConnectionRegistry: Sendable {
             state.entries.filter { $0.value.credential.map(credentials.isRevoked) ?? false }
         }
         guard !revoked.isEmpty else { return }
-        self.state.withLock { state in for id in revoked.keys { state.entries[id] = nil } }
+        let removed = self.state.withLock { state in revoked.keys.compactMap { state.entries.removeValue(forKey: $0) } }
+        for entry in removed { self.metrics.connection(entry.transport, opened: false) }
         await Self.close(revoked.values.map(\.closer), code: .init(codeNumber: 4001), reason: "Credential revoked or expired")
     }
 

@@ -43,7 +43,7 @@ struct EventStreamTransport {
         _ call: CallRequest, source: CallSource, channel: any Channel, hangUps: HangUpWatch, failure: (DispatchResult) -> Response
     ) async -> Response {
         let pipe = EventPipe()
-        guard let id = self.connections.add(credential: call.origin.credential, { _, _ in pipe.finish() }) else {
+        guard let id = self.connections.add(.sse, credential: call.origin.credential, { _, _ in pipe.finish() }) else {
             let error = FlowError(.rateLimited, "Too many open sockets and streams: try again later")
             return failure(await self.dispatcher.dispatch(.failure(error, requestid: call.envelope.requestid), from: source) { $0 })
         }

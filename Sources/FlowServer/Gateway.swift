@@ -32,6 +32,8 @@ public struct Gateway: Sendable {
     public let watches: WatchHub
     /// The Hummingbird application serving HTTP and WebSocket.
     public let application: Application<RouterResponder<GatewayRequestContext>>
+    /// `/metrics` and what every component records into (SPEC §10).
+    public let exposition: PrometheusExposition
     let connections: ConnectionRegistry
     /// Open TCP connections, HTTP and WebSocket alike (`max_connections`).
     let openConnections = ConnectionCount()
@@ -49,10 +51,13 @@ public struct Gateway: Sendable {
         services: [any Service] = [],
         changeLog: (any ChangeLog)? = nil,
         changeLogHead: Int64 = 0,
+        exposition: PrometheusExposition = .init(),
         logger: Logger,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws {
         self.configuration = configuration
+        self.exposition = exposition
+        let metrics = exposition.metrics
         self.registry = registry
         self.logger = logger
         try registry.register(SystemEndpointsEndpoint(registry: registry))
@@ -65,17 +70,18 @@ public struct Gateway: Sendable {
         self.providers = providers
         let dispatcher = Dispatcher(
             registry: registry, authenticator: authenticator, policy: policy,
-            configuration: .init(callTimeout: configuration.callTimeout), logger: logger
+            configuration: .init(callTimeout: configuration.callTimeout), metrics: metrics, logger: logger
         )
         let watches = WatchHub(
-            log: changeLog, head: changeLogHead, registry: registry, policy: policy, configuration: configuration.watches, logger: logger
+            log: changeLog, head: changeLogHead, registry: registry, policy: policy, configuration: configuration.watches, metrics: metrics,
+            logger: logger
         )
         try registry.register(WatchesEndpoint(hub: watches))
         self.watches = watches
         registry.observe { kind, endpoint in watches.endpointChanged(kind, endpoint) }
         providers.onPublish { event in watches.publish(event) }
         let revocable = authenticator as? any RevocableCredentials
-        let connections = ConnectionRegistry(limit: configuration.maxSockets, credentials: revocable)
+        let connections = ConnectionRegistry(limit: configuration.maxSockets, credentials: revocable, metrics: metrics)
         self.dispatcher = dispatcher
         self.connections = connections
         var background: [any Service] = [ProviderTimers(hub: providers), WatchFanOut(hub: watches)]
@@ -92,6 +98,7 @@ public struct Gateway: Sendable {
             guard await readiness() else { return Self.json(.serviceUnavailable, #"{"ready":false,"reason":"database"}"#) }
             return Self.json(.ok, #"{"ready":true,"endpoints":\#(registry.count)}"#)
         }
+        if configuration.metrics { exposition.add(to: router, watches: watches, providers: providers) }
         if StaticFiles.bundle == nil {
             logger.warning("no resource bundle (flowgate_FlowServer.resources) beside the executable: /client/ and /dashboard/ are not served")
         }
@@ -152,8 +159,9 @@ public struct Gateway: Sendable {
             endpoints: configuration.endpointsDirectory, schemas: configuration.schemasDirectory, assertFormats: configuration.assertFormats
         )
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
-        let store = try SQLiteStore(path: Self.databasePath(dataDirectory: configuration.dataDirectory))
-        let auth = AuthService(store: store, configuration: configuration.auth, logger: logger)
+        let exposition = PrometheusExposition()
+        let store = try SQLiteStore(path: Self.databasePath(dataDirectory: configuration.dataDirectory), metrics: exposition.metrics)
+        let auth = AuthService(store: store, configuration: configuration.auth, metrics: exposition.metrics, logger: logger)
         let generated: String?
         do {
             generated = try await auth.bootstrap(adminPassword: configuration.adminPassword)
@@ -183,7 +191,7 @@ public struct Gateway: Sendable {
             try registry.register(
                 UpstreamEndpoint(
                     definition: upstream.definition, validator: upstream.validator, upstream: target,
-                    maxAnswerBytes: configuration.maxMessageBytes, client: .upstreams
+                    maxAnswerBytes: configuration.maxMessageBytes, client: .upstreams, metrics: exposition.metrics
                 )
             )
         }
@@ -198,7 +206,8 @@ public struct Gateway: Sendable {
         let gateway = try Gateway(
             configuration: configuration, authenticator: auth, policy: ScopePolicy(), registry: registry,
             readiness: { await store.isHealthy() }, services: [AuthHousekeeping(auth: auth)],
-            changeLog: store, changeLogHead: try await store.bounds().head, logger: logger, onServerRunning: onServerRunning
+            changeLog: store, changeLogHead: try await store.bounds().head, exposition: exposition, logger: logger,
+            onServerRunning: onServerRunning
         )
         // Nothing was written since the head was read: the server is not listening yet.
         store.onCommit { [watches = gateway.watches] change in watches.publish(change) }

@@ -47,6 +47,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var basicChallenge = false
     /// `dashboard` — serve the dashboard at `/dashboard/`.
     public var dashboard = true
+    /// `metrics` — serve the Prometheus exposition at `/metrics` (SPEC §10).
+    public var metrics = true
     /// `diagnostics_echo` — serve the WebSocket echo route `/diagnostics/echo` (conformance tests).
     public var diagnosticsEcho = false
     /// `assert_formats` — make JSON Schema `format` (date-time, uuid, email) a check, not an annotation.
@@ -192,6 +194,9 @@ extension GatewayConfiguration {
         },
         Key(name: "basic_challenge", summary: "send WWW-Authenticate: Basic with every 401, not only to requests that sent Basic; makes browsers prompt (default false)") { config, value throws(ConfigurationError) in
             config.basicChallenge = try value.bool("basic_challenge")
+        },
+        Key(name: "metrics", summary: "serve the Prometheus metrics at /metrics, without a credential (default true)") {
+            config, value throws(ConfigurationError) in config.metrics = try value.bool("metrics")
         },
         Key(name: "dashboard", summary: "serve the dashboard at /dashboard/ (default true)") { config, value throws(ConfigurationError) in
             config.dashboard = try value.bool("dashboard")

@@ -21,6 +21,7 @@ struct UpstreamEndpoint: Endpoint {
     /// The largest answer read from the upstream (`max_message_bytes`).
     let maxAnswerBytes: Int
     let client: HTTPClient
+    let metrics: GatewayMetrics
 
     /// The definition's `timeout_ms` applies, not the gateway's `call_timeout_ms`.
     var handlesOwnTimeout: Bool { true }
@@ -31,6 +32,15 @@ struct UpstreamEndpoint: Endpoint {
     func parametersSchema(for method: FlowProtocol.Method) -> JSONValue? { true }
 
     func handle(_ call: Call, context: CallContext) async throws -> Reply {
+        do {
+            return try await self.forward(call, context: context)
+        } catch let error as FlowError where error.code == .providerUnavailable || error.code == .timeout {
+            self.metrics.upstreamFailure(self.definition.namespace)
+            throw error
+        }
+    }
+
+    private func forward(_ call: Call, context: CallContext) async throws -> Reply {
         var request = HTTPClientRequest(url: self.upstream.url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")

@@ -87,7 +87,7 @@ struct WebSocketRoutes {
             try? await outbound.close(.goingAway, reason: "Server shutting down")
             return
         }
-        guard let id = self.connections.add(credential: credential, { code, reason in try? await outbound.close(code, reason: reason) }) else {
+        guard let id = self.connections.add(.websocket, credential: credential, { code, reason in try? await outbound.close(code, reason: reason) }) else {
             self.logger.warning("refusing WebSocket: max_sockets reached", metadata: ["flow.limit": "\(self.configuration.maxSockets)"])
             try? await outbound.close(.init(codeNumber: 1013), reason: "Too many connections")
             return

@@ -64,11 +64,11 @@ extension SQLiteStore: AuthStore {
     // MARK: Users
 
     public func insertUser(_ user: UserRecord) async throws {
-        try await self.writer.write { db in try Self.insert(db, user) }
+        try await self.write { db in try Self.insert(db, user) }
     }
 
     public func insertFirstUser(_ user: UserRecord) async throws -> Bool {
-        try await self.writer.write { db in
+        try await self.write { db in
             guard try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM auth_user") == 0 else { return false }
             try Self.insert(db, user)
             return true
@@ -76,7 +76,7 @@ extension SQLiteStore: AuthStore {
     }
 
     public func updateUser(_ username: String, change: @escaping @Sendable (UserRecord) throws -> UserRecord) async throws -> UserRecord {
-        try await self.writer.write { db in
+        try await self.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM auth_user WHERE username = ?", arguments: [username]) else {
                 throw FlowError(.doNotExist, "User does not exist")
             }
@@ -91,7 +91,7 @@ extension SQLiteStore: AuthStore {
     }
 
     public func deleteUser(_ username: String) async throws -> UserRecord {
-        try await self.writer.write { db in
+        try await self.write { db in
             guard let row = try Row.fetchOne(db, sql: "DELETE FROM auth_user WHERE username = ? RETURNING *", arguments: [username]) else {
                 throw FlowError(.doNotExist, "User does not exist")
             }
@@ -102,7 +102,7 @@ extension SQLiteStore: AuthStore {
     // MARK: Roles
 
     public func insertRole(_ role: RoleRecord) async throws {
-        try await self.writer.write { db in
+        try await self.write { db in
             let inserted = try Row.fetchOne(
                 db, sql: "INSERT INTO auth_role (name, scopes, builtin) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING name",
                 arguments: [role.name, Self.encode(role.scopes), role.builtin]
@@ -112,7 +112,7 @@ extension SQLiteStore: AuthStore {
     }
 
     public func updateRole(_ name: String, change: @escaping @Sendable (RoleRecord) throws -> RoleRecord) async throws -> RoleRecord {
-        try await self.writer.write { db in
+        try await self.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM auth_role WHERE name = ?", arguments: [name]) else {
                 throw FlowError(.doNotExist, "Role does not exist")
             }
@@ -124,7 +124,7 @@ extension SQLiteStore: AuthStore {
     }
 
     public func deleteRole(_ name: String) async throws -> RoleRecord {
-        try await self.writer.write { db in
+        try await self.write { db in
             guard let row = try Row.fetchOne(db, sql: "DELETE FROM auth_role WHERE name = ? RETURNING *", arguments: [name]) else {
                 throw FlowError(.doNotExist, "Role does not exist")
             }
@@ -142,7 +142,7 @@ extension SQLiteStore: AuthStore {
     // MARK: Tokens
 
     public func insertToken(_ token: TokenRecord, limit: Int) async throws {
-        try await self.writer.write { db in
+        try await self.write { db in
             guard try Int.fetchOne(db, sql: "SELECT 1 FROM auth_user WHERE username = ?", arguments: [token.username]) != nil else {
                 throw FlowError(.doNotExist, "User does not exist")
             }
@@ -172,13 +172,13 @@ extension SQLiteStore: AuthStore {
     }
 
     public func deleteToken(id: String) async throws -> TokenRecord? {
-        try await self.writer.write { db in
+        try await self.write { db in
             try Row.fetchOne(db, sql: "DELETE FROM auth_token WHERE id = ? RETURNING *", arguments: [id]).map(Self.token)
         }
     }
 
     public func purgeTokens(expiredBefore time: Double) async throws -> Int {
-        try await self.writer.write { db in
+        try await self.write { db in
             try db.execute(sql: "DELETE FROM auth_token WHERE expires IS NOT NULL AND expires < ?", arguments: [time])
             return db.changesCount
         }

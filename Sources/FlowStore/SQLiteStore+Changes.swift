@@ -104,7 +104,7 @@ extension SQLiteStore: ChangeLog {
         }
         var removed = 0
         while true {
-            let (deleted, done) = try await self.writer.write { db -> (Int, Bool) in
+            let (deleted, done) = try await self.write { db -> (Int, Bool) in
                 let pruned = try String.fetchOne(db, sql: "SELECT value FROM change_log WHERE name = 'pruned'").flatMap { Int64($0) } ?? 0
                 guard boundary > pruned else { return (0, true) }
                 let batchEnd = try Int64.fetchOne(

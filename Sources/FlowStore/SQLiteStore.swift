@@ -15,11 +15,13 @@ public final class SQLiteStore: CollectionStore {
     let readers: ReadConnections?
     /// The change log's epoch (SPEC §13.1).
     public let epoch: String
+    /// Where write latency is recorded (SPEC §10).
+    let metrics: GatewayMetrics
     /// Where committed changes go (the change feed), set once at start.
     let commitReceiver = Locked<(@Sendable (Change) -> Void)?>(nil)
 
     /// Opens (creating if needed) the database file `path` and migrates it.
-    public convenience init(path: String) throws {
+    public convenience init(path: String, metrics: GatewayMetrics = .disabled) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
@@ -30,18 +32,19 @@ public final class SQLiteStore: CollectionStore {
         // Point reads run on the calling (cooperative) thread, so one connection per core is enough;
         // scans run on their own queues, a few at once, cancelled at their deadline.
         let cores = max(2, ProcessInfo.processInfo.activeProcessorCount)
-        try self.init(migrated: pool, readers: try ReadConnections(path: path, points: cores, scans: max(4, cores)))
+        try self.init(migrated: pool, readers: try ReadConnections(path: path, points: cores, scans: max(4, cores)), metrics: metrics)
     }
 
     /// Uses `writer` (a `DatabasePool`, or a `DatabaseQueue` in tests) for everything and migrates it.
     public convenience init(writer: any DatabaseWriter) throws {
         try Self.migrator.migrate(writer)
-        try self.init(migrated: writer, readers: nil)
+        try self.init(migrated: writer, readers: nil, metrics: .disabled)
     }
 
-    private init(migrated writer: any DatabaseWriter, readers: ReadConnections?) throws {
+    private init(migrated writer: any DatabaseWriter, readers: ReadConnections?, metrics: GatewayMetrics) throws {
         self.writer = writer
         self.readers = readers
+        self.metrics = metrics
         self.epoch = try writer.read(Self.readEpoch)
     }
 
@@ -128,11 +131,19 @@ public final class SQLiteStore: CollectionStore {
 
     // MARK: Writes
 
+    /// Runs `updates` in one write transaction, timed (`flowgate_store_write_duration_seconds`):
+    /// the wait for the writer, the statements and the commit.
+    func write<T: Sendable>(_ updates: @Sendable (Database) throws -> T) async throws -> T {
+        let started = ContinuousClock.now
+        defer { self.metrics.storeWrite(.now - started) }
+        return try await self.writer.write(updates)
+    }
+
     public func insert(_ collection: CollectionSpec, id: String, fields: JSONObject) async throws -> JSONObject {
         let now = Self.timestamp()
         let object = Self.stored(fields, id: id, created: now, updated: now, rev: Self.newRev())
         let text = Self.text(object)
-        try await self.writer.write { db in
+        try await self.write { db in
             let seq = try Self.nextSequence(db)
             // The primary key refuses a taken id; nothing else in the insert can conflict.
             let inserted = try Int64.fetchOne(
@@ -147,7 +158,7 @@ public final class SQLiteStore: CollectionStore {
     }
 
     public func replace(_ collection: CollectionSpec, id: String, expectedRev: String, fields: JSONObject) async throws -> JSONObject {
-        try await self.writer.write { db in
+        try await self.write { db in
             let (current, previous) = try Self.current(db, collection.name, id, expectedRev: expectedRev)
             let object = Self.stored(
                 fields, id: id, created: current["created"]?.stringValue ?? Self.timestamp(), updated: Self.timestamp(), rev: Self.newRev()
@@ -165,7 +176,7 @@ public final class SQLiteStore: CollectionStore {
     }
 
     public func delete(_ collection: CollectionSpec, id: String, expectedRev: String?) async throws -> JSONObject {
-        try await self.writer.write { db in
+        try await self.write { db in
             let (current, text) = try Self.current(db, collection.name, id, expectedRev: expectedRev)
             let seq = try Int64.fetchOne(
                 db.cachedStatement(sql: "DELETE FROM object WHERE collection = ? AND id = ? RETURNING seq"), arguments: [collection.name, id]

@@ -110,8 +110,9 @@ struct AuthEndToEndTests {
     @Test func anExpiringSessionClosesItsSocketWith4001() async throws {
         // Under a sanitizer a login alone can take longer than a second.
         try await LiveGateway.runShipped(configure: { $0.auth.sessionLifetime = TestTime.bound(.seconds(1)) }) { live in
-            let session = try await Self.login(live, "admin", LiveGateway.adminPassword)
+            // Taken before the login: the session's second starts when it is issued, inside the login.
             let started = ContinuousClock.now
+            let session = try await Self.login(live, "admin", LiveGateway.adminPassword)
             let close = try await live.webSocket("/ws/inventory/device?token=\(session)", headers: [.anonymous: "1"]) { socket in
                 try await socket.send(#"{"method":"LIST"}"#)
                 #expect(try await socket.receive().success)

@@ -12,6 +12,9 @@ public struct EventFrame: Sendable {
     public var head: [UInt8]
     public var tail: [UInt8]
 
+    /// A change (created, updated, deleted), not a watch's last word.
+    var isEvent: Bool { self.kind != "ended" && self.kind != "overflow" }
+
     /// The frame's JSON text.
     public var bytes: [UInt8] { self.head + self.tail }
 

@@ -19,11 +19,13 @@ final class EventOutbox: Sendable {
 
     let limit: Int
     private let connection: any ConnectionHandle
+    private let metrics: GatewayMetrics
     private let state = Locked(State())
 
-    init(connection: any ConnectionHandle, limit: Int) {
+    init(connection: any ConnectionHandle, limit: Int, metrics: GatewayMetrics = .disabled) {
         self.connection = connection
         self.limit = limit
+        self.metrics = metrics
     }
 
     /// Queues `frame` unless `limit` frames already wait; false when refused (or closed).
@@ -104,6 +106,7 @@ final class EventOutbox: Sendable {
             for waiter in waiters { waiter.resume(returning: true) }
             guard let next else { return }
             await self.connection.sendEvent(next)
+            if next.isEvent { self.metrics.eventsDelivered(1) }
         }
     }
 }

@@ -193,6 +193,7 @@ final class Watch: Sendable {
     private func overflow(_ state: inout State) -> Bool {
         state.ended = true
         state.held = []
+        self.hub.metrics.eventOverflow()
         self.outbox.force(.overflow(watch: self.id, position: FeedPosition(epoch: self.hub.epoch, sequence: state.last).description))
         return true
     }

@@ -37,6 +37,7 @@ public final class WatchHub: Sendable {
     let policy: any AuthorizationPolicy
     public let configuration: WatchConfiguration
     let logger: Logger
+    let metrics: GatewayMetrics
 
     /// What the fan-out receives, in order.
     enum FeedItem {
@@ -79,8 +80,10 @@ public final class WatchHub: Sendable {
     /// ``publish(_:)``).
     public init(
         log: (any ChangeLog)?, head: Int64, registry: EndpointRegistry, policy: any AuthorizationPolicy, configuration: WatchConfiguration,
+        metrics: GatewayMetrics = .disabled,
         logger: Logger
     ) {
+        self.metrics = metrics
         self.log = log
         self.registry = registry
         self.policy = policy
@@ -264,7 +267,7 @@ public final class WatchHub: Sendable {
         }
         return try self.state.withLock { state throws(FlowError) -> Watch in
             var owner = state.connections[connection.id] ?? Connection(
-                outbox: EventOutbox(connection: connection, limit: self.configuration.maxQueuedEvents)
+                outbox: EventOutbox(connection: connection, limit: self.configuration.maxQueuedEvents, metrics: self.metrics)
             )
             guard owner.watches.count < self.configuration.maxWatchesPerSocket else {
                 throw FlowError(.rateLimited, "A socket may hold at most \(self.configuration.maxWatchesPerSocket) watches: delete one first")
