@@ -227,6 +227,11 @@ let package = Package(
             name: "FlowServerTests",
             dependencies: [
                 "FlowServer", "FlowCore", "FlowProtocol", "FlowTestSupport", "FlowAuth", "FlowStore", "FlowClient", "FlowFuzzHarness",
+                // Opens snapshots the way an operator's tools would (BackupTests).
+                .product(name: "GRDB", package: "GRDB.swift"),
+                // HTTPS and WSS clients that trust only the test's certificate (TLSTests).
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "WSClient", package: "swift-websocket"),

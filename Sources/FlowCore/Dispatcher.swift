@@ -2,6 +2,7 @@ import Foundation
 public import FlowProtocol
 public import Logging
 import Synchronization
+public import Tracing
 
 /// One call as a transport hands it to the dispatcher.
 public struct CallRequest: Sendable {
@@ -15,6 +16,8 @@ public struct CallRequest: Sendable {
     /// methods the verb carries. An endpoint without the default but with one of these needs the
     /// method named: `UNKNOWN_METHOD`, not `METHOD_NOT_ALLOWED` (the verb is right for it).
     public var defaultedMethodAlternatives: [Method]
+    /// HTTP only: the body was a file, not JSON (`data` is nil).
+    public var attachment: Attachment?
 
     public init(
         envelope: Envelope, origin: CallOrigin, application: String? = nil, unresolvedPath: Bool = false,
@@ -35,6 +38,8 @@ public struct DispatchResult: Sendable {
     public var username: String?
     /// What the handler asked to run once the answer is delivered.
     var afterDelivery: DeliveryHook?
+    /// The answer is this file, not `response` (HTTP only).
+    public var attachment: Attachment?
 
     public init(response: Response, username: String? = nil) {
         self.response = response
@@ -67,6 +72,8 @@ public final class Dispatcher: Sendable {
     let logger: Logger
     /// Where every answer is counted and timed (SPEC §10).
     let metrics: GatewayMetrics
+    /// A span per call when tracing is configured (SPEC §10); nil costs nothing.
+    let tracing: CallTracing?
     private let deadlines: CallDeadlines
     private let inFlight = Atomic<Int>(0)
     private let draining = Atomic<Bool>(false)
@@ -77,8 +84,10 @@ public final class Dispatcher: Sendable {
         policy: any AuthorizationPolicy,
         configuration: DispatcherConfiguration = .init(),
         metrics: GatewayMetrics = .disabled,
+        tracer: (any Tracer)? = nil,
         logger: Logger
     ) {
+        self.tracing = tracer.map { CallTracing(tracer: $0) }
         self.registry = registry
         self.authenticator = authenticator
         self.policy = policy
@@ -141,14 +150,22 @@ public final class Dispatcher: Sendable {
     }
 
     private func answer(_ request: CallRequest, endpoint: (any Endpoint)?) async -> DispatchResult {
+        guard let tracing = self.tracing else { return await self.answer(request, endpoint: endpoint, traceparent: nil) }
+        return await tracing.trace(request, endpoint: endpoint) { traceparent in
+            await self.answer(request, endpoint: endpoint, traceparent: traceparent)
+        }
+    }
+
+    private func answer(_ request: CallRequest, endpoint: (any Endpoint)?, traceparent: String?) async -> DispatchResult {
         var username: String?
         do {
-            let (reply, identity) = try await self.run(request, endpoint: endpoint)
+            let (reply, identity) = try await self.run(request, endpoint: endpoint, traceparent: traceparent)
             username = identity.username
             var response = Response(status: reply.status, success: true, dataType: reply.dataType, paging: reply.paging, requestid: request.envelope.requestid)
             response.payload = reply.payload
             var result = DispatchResult(response: response, username: username)
             result.afterDelivery = reply.afterDelivery
+            result.attachment = reply.attachment
             return result
         } catch let error as IdentifiedFailure {
             username = error.identity?.username
@@ -197,7 +214,7 @@ public final class Dispatcher: Sendable {
     }
 
     /// SPEC §3, steps 2 and 4–10 (the transport did 1 and 3).
-    private func run(_ request: CallRequest, endpoint: (any Endpoint)?) async throws -> (Reply, Identity) {
+    private func run(_ request: CallRequest, endpoint: (any Endpoint)?, traceparent: String?) async throws -> (Reply, Identity) {
         guard !self.draining.load(ordering: .relaxed) else {
             throw FlowError(.shuttingDown, "The gateway is shutting down")
         }
@@ -228,7 +245,10 @@ public final class Dispatcher: Sendable {
             if request.origin.transport == .http, definition.webSocketOnlyMethods.contains(envelope.method) {
                 throw FlowError(.methodNotAllowed, "\(envelope.method.rawValue) on '\(namespace)' needs a WebSocket: \(namespace) calls back through it")
             }
-            try Self.checkObjectIDAndData(envelope)
+            if request.attachment != nil, !definition.binaryMethods.contains(envelope.method) {
+                throw FlowError(.invalidRequest, "\(envelope.method.rawValue) on '\(namespace)' takes JSON, not application/octet-stream")
+            }
+            try Self.checkObjectIDAndData(envelope, attachment: request.attachment != nil)
             if envelope.method.requiresData, let data = envelope.data, let validator = endpoint.validator(for: envelope.method) {
                 try validator.check(data)
             }
@@ -242,6 +262,8 @@ public final class Dispatcher: Sendable {
                 connection: request.origin.connection, baseLogger: self.logger
             )
             context.credential = request.origin.credential
+            context.attachment = request.attachment
+            context.traceparent = traceparent
             let reply: Reply
             if endpoint.handlesOwnTimeout {
                 reply = try await endpoint.handle(call, context: context)
@@ -266,10 +288,19 @@ public final class Dispatcher: Sendable {
     /// is nil when the head could not be decoded): yes for a public method, otherwise only once
     /// the caller is authenticated. The refusal, if any, is the failure to answer with; the body
     /// of a caller nobody knows is never buffered.
-    public func refusalBeforeBody(_ call: CallRequest?, origin: CallOrigin) async -> FlowError? {
-        if let call, self.endpoint(for: call)?.definition.isPublic(call.envelope.method) == true { return nil }
-        do {
-            _ = try await self.authenticate(origin, isPublic: false)
+    ///
+    /// A file body (`binary`, SPEC §10's snapshots, possibly large) is read only for a call that
+    /// would run: an endpoint that takes one for the method, and a caller authorized for it.
+    public func refusalBeforeBody(_ call: CallRequest?, origin: CallOrigin, binary: Bool = false) async -> FlowError? {
+        let endpoint = call.flatMap { self.endpoint(for: $0) }
+        if !binary, let call, endpoint?.definition.isPublic(call.envelope.method) == true { return nil }
+        do throws(FlowError) {
+            let identity = try await self.authenticate(origin, isPublic: false)
+            guard binary else { return nil }
+            guard let call, let endpoint, endpoint.definition.binaryMethods.contains(call.envelope.method) else {
+                return FlowError(.invalidRequest, "This call takes JSON, not application/octet-stream")
+            }
+            try self.policy.authorize(identity, method: call.envelope.method, objectid: call.envelope.objectid, endpoint: endpoint.definition)
             return nil
         } catch {
             return error
@@ -288,7 +319,7 @@ public final class Dispatcher: Sendable {
     }
 
     /// SPEC §2's table: which methods need an objectid and data, and which must not carry an objectid.
-    static func checkObjectIDAndData(_ envelope: Envelope) throws(FlowError) {
+    static func checkObjectIDAndData(_ envelope: Envelope, attachment: Bool = false) throws(FlowError) {
         let method = envelope.method
         if method.requiresObjectID && envelope.objectid == nil {
             throw FlowError(.objectIDRequired, "\(method.rawValue) needs an 'objectid'")
@@ -296,7 +327,7 @@ public final class Dispatcher: Sendable {
         if !method.requiresObjectID && envelope.objectid != nil {
             throw FlowError(.invalidRequest, "\(method.rawValue) must not carry an 'objectid' (choose a new object's id with data.id)")
         }
-        if method.requiresData && envelope.data == nil {
+        if method.requiresData && envelope.data == nil && !attachment {
             throw FlowError(.dataRequired, "\(method.rawValue) needs 'data'")
         }
     }

@@ -78,6 +78,12 @@ public struct CallContext: Sendable {
     /// The credential the call was authenticated with: only for the gateway's own endpoints
     /// (a provider registration is watched for revocation), never shown to handlers.
     var credential: Credential?
+    /// The call's body when it was a file (HTTP `application/octet-stream`, for a method in
+    /// ``EndpointDefinition/binaryMethods``); `data` is nil then.
+    public var attachment: Attachment?
+    /// The W3C trace context a remote handler passes on (a provider's call frame, an
+    /// upstream's `traceparent` header); nil when tracing is off.
+    public var traceparent: String?
     let baseLogger: Logger
 
     public init(
@@ -128,6 +134,9 @@ public struct Reply: Sendable, Equatable {
     /// Runs once the answer has been written to the caller (a watch starts delivering only
     /// after its CREATE answer, SPEC §13.1).
     public var afterDelivery: DeliveryHook?
+    /// The answer is this file rather than an envelope (HTTP only; the transport deletes it
+    /// once sent).
+    public var attachment: Attachment?
 
     /// `payload` as a value (encoded text is parsed).
     public var data: JSONValue? {

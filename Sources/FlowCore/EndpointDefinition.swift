@@ -38,6 +38,9 @@ public struct EndpointDefinition: Sendable, Equatable {
     /// Methods that need a WebSocket (a provider registers the socket it calls through): over
     /// HTTP they are `METHOD_NOT_ALLOWED`, and the OpenAPI document leaves them out.
     public var webSocketOnlyMethods: Set<Method>
+    /// Methods whose body may be a file (`application/octet-stream`, an ``Attachment``) and
+    /// whose answer may be one: HTTP only.
+    public var binaryMethods: Set<Method>
     /// The JSON Schema of what the endpoint answers with (each item, for LIST) when it is not
     /// `schema` (with the server fields, for collections). Documentation: the OpenAPI document.
     public var resultSchema: JSONValue?
@@ -55,6 +58,7 @@ public struct EndpointDefinition: Sendable, Equatable {
         schema: JSONValue? = nil,
         methodSchemas: [Method: JSONValue] = [:],
         webSocketOnlyMethods: Set<Method> = [],
+        binaryMethods: Set<Method> = [],
         resultSchema: JSONValue? = nil
     ) {
         self.namespace = namespace
@@ -68,6 +72,7 @@ public struct EndpointDefinition: Sendable, Equatable {
         self.schema = schema
         self.methodSchemas = methodSchemas
         self.webSocketOnlyMethods = webSocketOnlyMethods
+        self.binaryMethods = binaryMethods
         self.resultSchema = resultSchema
     }
 

@@ -92,7 +92,7 @@ public final class ProviderHub: Sendable {
         while true {
             let slot = try await self.acquireSlot(call.namespace, deadline: deadline)
             deadline = slot.deadline
-            await slot.connection.send(Self.callFrame(slot.callID, call, identity: context.identity))
+            await slot.connection.send(Self.callFrame(slot.callID, call, identity: context.identity, traceparent: context.traceparent))
             switch await self.outcome(of: slot.callID) {
             case .answered(let answer):
                 return try Reply(relaying: answer, sender: "The provider", source: ["flow.provider": .string(slot.registration)], logger: context.logger)
@@ -262,13 +262,18 @@ public final class ProviderHub: Sendable {
 
     // MARK: Frames
 
-    /// `{"call", "method", "namespace", "objectid", "parameters", "data", "identity"}`: never the token.
-    static func callFrame(_ callID: UInt64, _ call: Call, identity: Identity) -> [UInt8] {
+    /// `{"call", "method", "namespace", "objectid", "parameters", "data", "identity"[, "traceparent"]}`:
+    /// never the token.
+    static func callFrame(_ callID: UInt64, _ call: Call, identity: Identity, traceparent: String? = nil) -> [UInt8] {
         var writer = JSONWriter(capacity: 256)
         writer.writeRaw("{\"call\":\"")
         writer.write(encoded: String(callID))
         writer.writeRaw("\",")
         call.writeForwarded(identity: identity, to: &writer)
+        if let traceparent {
+            writer.writeRaw(",\"traceparent\":")
+            writer.write(string: traceparent)
+        }
         writer.writeRaw("}")
         return writer.bytes
     }

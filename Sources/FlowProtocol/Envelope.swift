@@ -12,6 +12,9 @@ public struct Envelope: Sendable, Equatable {
     public var parameters: JSONValue?
     public var data: JSONValue?
     public var requestid: RequestID?
+    /// A W3C trace context (`00-<trace id>-<parent id>-<flags>`, SPEC §10) to continue; one that
+    /// is not well formed is ignored (a new trace starts), as the W3C recommendation says.
+    public var traceparent: String?
 
     public init(
         method: Method,
@@ -109,9 +112,23 @@ extension Envelope {
                 method: method, namespace: namespace, objectid: objectid, token: token,
                 parameters: parameters, data: data, requestid: requestid
             )
+            if case .string(let traceparent)? = fields.traceparent { self.traceparent = Self.traceparent(traceparent) }
         } catch {
             throw EnvelopeDecodingError(error, requestid: requestid)
         }
+    }
+
+    /// `text` if it is a well-formed version-00 `traceparent` with non-zero ids, else nil.
+    public static func traceparent(_ text: String) -> String? {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 55, bytes[2] == UInt8(ascii: "-"), bytes[35] == UInt8(ascii: "-"), bytes[52] == UInt8(ascii: "-") else { return nil }
+        func isHex(_ range: Range<Int>) -> Bool {
+            bytes[range].allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
+        }
+        func isZero(_ range: Range<Int>) -> Bool { bytes[range].allSatisfy { $0 == UInt8(ascii: "0") } }
+        guard isHex(0..<2), isHex(3..<35), isHex(36..<52), isHex(53..<55), bytes[0..<2] != [0x66, 0x66] else { return nil }
+        guard !isZero(3..<35), !isZero(36..<52) else { return nil }
+        return text
     }
 
     /// A string field: nil when absent, `null` or empty.
@@ -183,6 +200,7 @@ struct EnvelopeFields {
     var parameters: JSONValue?
     var data: JSONValue?
     var requestid: JSONValue?
+    var traceparent: JSONValue?
 
     init() {}
 
@@ -194,13 +212,14 @@ struct EnvelopeFields {
         self.parameters = object["parameters"]
         self.data = object["data"]
         self.requestid = object["requestid"]
+        self.traceparent = object["traceparent"]
     }
 }
 
 extension JSONParser {
     /// The top-level members a frame may have, told apart by their bytes.
     private enum FrameKey {
-        case method, namespace, objectid, token, parameters, data, requestid
+        case method, namespace, objectid, token, parameters, data, requestid, traceparent
         /// `call`, `cancel` or `publish`: a provider frame.
         case provider
         case other
@@ -234,6 +253,7 @@ extension JSONParser {
                 case .parameters: fields.parameters = value
                 case .data: fields.data = value
                 case .requestid: fields.requestid = value
+                case .traceparent: fields.traceparent = value
                 case .provider: return nil
                 case .other: break
                 }
@@ -280,6 +300,7 @@ extension JSONParser {
         case 9 where equals("namespace"): return .namespace
         case 9 where equals("requestid"): return .requestid
         case 10 where equals("parameters"): return .parameters
+        case 11 where equals("traceparent"): return .traceparent
         default: return .other
         }
     }

@@ -7,11 +7,14 @@ import FlowStore
 import Foundation
 public import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import HummingbirdWebSocket
 public import Logging
 import NIOCore
 import NIOWebSocket
+import OTel
 public import ServiceLifecycle
+public import Tracing
 
 /// The daemon: registry, dispatcher, and the HTTP + WebSocket server in front of them.
 ///
@@ -32,6 +35,8 @@ public struct Gateway: Sendable {
     public let watches: WatchHub
     /// The Hummingbird application serving HTTP and WebSocket.
     public let application: Application<RouterResponder<GatewayRequestContext>>
+    /// The certificate and key being served, when TLS is on; ``TLSCertificates/reload()`` on SIGHUP.
+    public let certificates: TLSCertificates?
     /// `/metrics` and what every component records into (SPEC §10).
     public let exposition: PrometheusExposition
     let connections: ConnectionRegistry
@@ -52,6 +57,7 @@ public struct Gateway: Sendable {
         changeLog: (any ChangeLog)? = nil,
         changeLogHead: Int64 = 0,
         exposition: PrometheusExposition = .init(),
+        tracer: (any Tracer)? = nil,
         logger: Logger,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws {
@@ -70,7 +76,7 @@ public struct Gateway: Sendable {
         self.providers = providers
         let dispatcher = Dispatcher(
             registry: registry, authenticator: authenticator, policy: policy,
-            configuration: .init(callTimeout: configuration.callTimeout), metrics: metrics, logger: logger
+            configuration: .init(callTimeout: configuration.callTimeout), metrics: metrics, tracer: tracer, logger: logger
         )
         let watches = WatchHub(
             log: changeLog, head: changeLogHead, registry: registry, policy: policy, configuration: configuration.watches, metrics: metrics,
@@ -128,13 +134,21 @@ public struct Gateway: Sendable {
             maxConnections: configuration.maxConnections, open: self.openConnections
         )
         let webSocketResponder = router.buildResponder()
-        let server = HTTPServerBuilder { responder in
+        var server = HTTPServerBuilder { responder in
             GuardedChannel(
                 inner: HTTP1WebSocketUpgradeChannel(
                     responder: responder, webSocketResponder: webSocketResponder, configuration: .init(http1: http1, ws: webSocket)
                 ),
                 limits: limits
             )
+        }
+        if let certificate = configuration.tlsCertificate, let key = configuration.tlsKey {
+            let certificates = try TLSCertificates(certificatePath: certificate, keyPath: key)
+            // The TLS handler goes first, so the guard and HTTP see (and count) plain bytes.
+            server = try .tls(server, tlsConfiguration: certificates.configuration)
+            self.certificates = certificates
+        } else {
+            self.certificates = nil
         }
         self.application = Application(
             router: router,
@@ -159,7 +173,10 @@ public struct Gateway: Sendable {
             endpoints: configuration.endpointsDirectory, schemas: configuration.schemasDirectory, assertFormats: configuration.assertFormats
         )
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        // What a previous run left half-sent or half-received.
+        try? FileManager.default.removeItem(atPath: GatewayConfiguration.scratchDirectory(dataDirectory: configuration.dataDirectory))
         let exposition = PrometheusExposition()
+        let tracing = try configuration.otlpEndpoint.map { try Self.tracingBackend(configuration, endpoint: $0, logger: logger) }
         let store = try SQLiteStore(path: Self.databasePath(dataDirectory: configuration.dataDirectory), metrics: exposition.metrics)
         let auth = AuthService(store: store, configuration: configuration.auth, metrics: exposition.metrics, logger: logger)
         let generated: String?
@@ -205,16 +222,37 @@ public struct Gateway: Sendable {
         )
         let gateway = try Gateway(
             configuration: configuration, authenticator: auth, policy: ScopePolicy(), registry: registry,
-            readiness: { await store.isHealthy() }, services: [AuthHousekeeping(auth: auth)],
-            changeLog: store, changeLogHead: try await store.bounds().head, exposition: exposition, logger: logger,
+            readiness: { await store.isHealthy() }, services: [AuthHousekeeping(auth: auth)] + (tracing.map { [$0.service] } ?? []),
+            changeLog: store, changeLogHead: try await store.bounds().head, exposition: exposition, tracer: tracing?.tracer, logger: logger,
             onServerRunning: onServerRunning
         )
         // Nothing was written since the head was read: the server is not listening yet.
         store.onCommit { [watches = gateway.watches] change in watches.publish(change) }
+        try registry.register(BackupEndpoint(store: store, auth: auth, watches: gateway.watches, dataDirectory: configuration.dataDirectory))
         for reservation in catalog.providerReservations {
             try gateway.providers.reserve(reservation.definition, validator: reservation.validator)
         }
         return gateway
+    }
+
+    /// swift-otel's tracer exporting to `endpoint` over OTLP/HTTP, and the service that batches
+    /// and sends the spans (it flushes on shutdown).
+    static func tracingBackend(
+        _ configuration: GatewayConfiguration, endpoint: String, logger: Logger
+    ) throws -> (tracer: any Tracer, service: any Service) {
+        var otel = OTel.Configuration.default
+        otel.serviceName = configuration.otelServiceName
+        otel.diagnosticLogger = .custom(logger)
+        otel.diagnosticLogLevel = .warning
+        otel.metrics.enabled = false
+        otel.logs.enabled = false
+        otel.traces.enabled = true
+        otel.traces.exporter = .otlp
+        otel.traces.otlpExporter.protocol = .httpProtobuf
+        otel.traces.otlpExporter.endpoint = endpoint
+        otel.traces.batchSpanProcessor.scheduleDelay = configuration.otlpExportInterval
+        let (tracer, service) = try OTel.makeTracingBackend(configuration: otel)
+        return (tracer, service)
     }
 
     /// The database file in `dataDirectory` (the daemon and the `user`/`token` commands share it).

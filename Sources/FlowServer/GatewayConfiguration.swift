@@ -20,6 +20,13 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var schemasDirectory = "Schemas"
     /// `max_message_bytes` — largest WebSocket message / HTTP body.
     public var maxMessageBytes = 1 << 20
+    /// `max_snapshot_bytes` — largest `application/octet-stream` body (a snapshot to restore).
+    public var maxSnapshotBytes = 1 << 32
+
+    /// `<data>/tmp`: uploads and snapshots on their way out; emptied when the daemon starts.
+    public static func scratchDirectory(dataDirectory: String) -> String {
+        dataDirectory.hasSuffix("/") ? dataDirectory + "tmp" : dataDirectory + "/tmp"
+    }
     /// `max_in_flight` — calls with a requestid running at once per socket.
     public var maxInFlightPerSocket = 128
     /// `max_sockets` — open WebSockets.
@@ -49,6 +56,16 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var dashboard = true
     /// `metrics` — serve the Prometheus exposition at `/metrics` (SPEC §10).
     public var metrics = true
+    /// `otlp_endpoint` — where spans go over OTLP/HTTP (e.g. `http://127.0.0.1:4318/v1/traces`);
+    /// unset, nothing is traced (SPEC §10).
+    public var otlpEndpoint: String?
+    /// `otlp_export_interval_ms` — how long finished spans wait to be sent together.
+    public var otlpExportInterval: Duration = .seconds(5)
+    /// `otel_service_name` — the `service.name` resource attribute of the spans.
+    public var otelServiceName = "flowgate"
+    /// `tls_cert`, `tls_key` — PEM files: serve `https://` and `wss://` (both or neither).
+    public var tlsCertificate: String?
+    public var tlsKey: String?
     /// `diagnostics_echo` — serve the WebSocket echo route `/diagnostics/echo` (conformance tests).
     public var diagnosticsEcho = false
     /// `assert_formats` — make JSON Schema `format` (date-time, uuid, email) a check, not an annotation.
@@ -156,6 +173,9 @@ extension GatewayConfiguration {
         Key(name: "schemas", summary: "JSON Schema folder (default ./Schemas)") { config, value throws(ConfigurationError) in
             config.schemasDirectory = try value.string("schemas")
         },
+        Key(name: "max_snapshot_bytes", summary: "largest database snapshot accepted by RUN system/backup restore (default 4294967296)") {
+            config, value throws(ConfigurationError) in config.maxSnapshotBytes = try value.integer("max_snapshot_bytes", in: 4096...(1 << 40))
+        },
         Key(name: "max_message_bytes", summary: "largest WebSocket message or HTTP body (default 1048576)") { config, value throws(ConfigurationError) in
             config.maxMessageBytes = try value.integer("max_message_bytes", in: 1024...(1 << 30))
         },
@@ -194,6 +214,26 @@ extension GatewayConfiguration {
         },
         Key(name: "basic_challenge", summary: "send WWW-Authenticate: Basic with every 401, not only to requests that sent Basic; makes browsers prompt (default false)") { config, value throws(ConfigurationError) in
             config.basicChallenge = try value.bool("basic_challenge")
+        },
+        Key(name: "otlp_endpoint", summary: "OTLP/HTTP URL spans are exported to, e.g. http://127.0.0.1:4318/v1/traces (default none: no tracing)") {
+            config, value throws(ConfigurationError) in
+            let url = try value.string("otlp_endpoint")
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw ConfigurationError(key: "otlp_endpoint", message: "must be an http:// or https:// URL")
+            }
+            config.otlpEndpoint = url
+        },
+        Key(name: "otlp_export_interval_ms", summary: "how long finished spans wait to be exported together (default 5000)") {
+            config, value throws(ConfigurationError) in config.otlpExportInterval = .milliseconds(try value.integer("otlp_export_interval_ms", in: 10...600_000))
+        },
+        Key(name: "otel_service_name", summary: "service.name of the exported spans (default flowgate)") { config, value throws(ConfigurationError) in
+            config.otelServiceName = try value.string("otel_service_name")
+        },
+        Key(name: "tls_cert", summary: "PEM certificate chain: serve https:// and wss:// (with tls_key; SIGHUP reloads both)") {
+            config, value throws(ConfigurationError) in config.tlsCertificate = try value.string("tls_cert")
+        },
+        Key(name: "tls_key", summary: "PEM private key of tls_cert") { config, value throws(ConfigurationError) in
+            config.tlsKey = try value.string("tls_key")
         },
         Key(name: "metrics", summary: "serve the Prometheus metrics at /metrics, without a credential (default true)") {
             config, value throws(ConfigurationError) in config.metrics = try value.bool("metrics")
@@ -301,6 +341,9 @@ extension GatewayConfiguration {
             } else if let json = fileObject[key.name] {
                 try key.apply(&configuration, .json(json))
             }
+        }
+        if (configuration.tlsCertificate == nil) != (configuration.tlsKey == nil) {
+            throw ConfigurationError(key: configuration.tlsCertificate == nil ? "tls_cert" : "tls_key", message: "is needed too: TLS takes a certificate and its key")
         }
         return configuration
     }

@@ -21,6 +21,7 @@ public struct HTTPCallDecoder: Sendable {
     static let methodHeader = HTTPField.Name("Flow-Request-Method")!
     static let parametersHeader = HTTPField.Name("Flow-Request-Parameters")!
     static let requestIDHeader = HTTPField.Name("Flow-Request-Id")!
+    static let traceparentHeader = HTTPField.Name("traceparent")!
 
     /// A request that cannot be a call: the failure to answer with, and its request id if known.
     public struct Failure: Error {
@@ -126,10 +127,12 @@ public struct HTTPCallDecoder: Sendable {
         do throws(FlowError) { source.credential = try CredentialSources.credential(headers: headers, query: query) } catch { throw fail(error) }
         if let ambiguity = sources.firstAmbiguity { throw fail(ambiguity) }
 
-        let envelope = Envelope(
+        var envelope = Envelope(
             method: resolved.0, namespace: namespace, objectid: objectid, token: nil,
             parameters: parameters, data: nil, requestid: requestid
         )
+        // W3C Trace Context: one traceparent header; a malformed one is ignored (SPEC §10).
+        if let traceparent = headers[Self.traceparentHeader] { envelope.traceparent = Envelope.traceparent(traceparent) }
         return CallRequest(
             envelope: envelope,
             origin: source.origin(),

@@ -1,5 +1,6 @@
 import FlowCore
 import FlowProtocol
+import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -50,6 +51,9 @@ struct HTTPTransport: RouterMiddleware {
         // A request answered without its body being read closes its connection, so that the
         // body is not drained (a client that means well sends it again on a new one).
         var closing = false
+        // An application/octet-stream body goes to a file, deleted once the call is answered.
+        var upload: Attachment?
+        defer { if let upload { try? FileManager.default.removeItem(atPath: upload.path) } }
         do {
             let head = self.decoder.decodeHead(request, apiPath: apiPath, source: source)
             if let events = self.events, EventStreamTransport.wants(request), case .success(let call) = head,
@@ -57,14 +61,26 @@ struct HTTPTransport: RouterMiddleware {
             {
                 return await events.open(watch, source: source, channel: context.channel, hangUps: self.hangUps) { self.response($0, for: request) }
             }
-            let body: ByteBuffer
-            do {
-                body = try await self.collectBody(request, head: head, source: source)
-            } catch {
-                closing = true
-                throw error
+            if Self.isBinary(request.headers[.contentType]) {
+                do {
+                    upload = try await self.receiveFile(request, head: head, source: source)
+                } catch {
+                    closing = true
+                    throw error
+                }
+                var call = try head.get()
+                call.attachment = upload
+                decoded = .call(call)
+            } else {
+                let body: ByteBuffer
+                do {
+                    body = try await self.collectBody(request, head: head, source: source)
+                } catch {
+                    closing = true
+                    throw error
+                }
+                decoded = .call(try self.decoder.call(head: head, body: body, contentType: request.headers[.contentType]))
             }
-            decoded = .call(try self.decoder.call(head: head, body: body, contentType: request.headers[.contentType]))
         } catch let failure as HTTPCallDecoder.Failure {
             decoded = .failure(failure.error, requestid: failure.requestid)
         }
@@ -72,6 +88,12 @@ struct HTTPTransport: RouterMiddleware {
         var response = self.response(result, for: request)
         if closing { response.headers[.connection] = "close" }
         return response
+    }
+
+    /// Whether the body is a file (`application/octet-stream`), not JSON.
+    static func isBinary(_ contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        return contentType.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() == Attachment.octetStream
     }
 
     /// The OpenAPI document of what can be called now: a provider namespace with no provider is
@@ -87,14 +109,88 @@ struct HTTPTransport: RouterMiddleware {
     /// when the caller may send one (SPEC §11: see ``Dispatcher/refusalBeforeBody(_:origin:)``).
     private func collectBody(_ request: Request, head: Result<CallRequest, HTTPCallDecoder.Failure>, source: CallSource) async throws -> ByteBuffer {
         let limit = self.configuration.maxMessageBytes
-        let requestid: FlowProtocol.RequestID? = switch head {
+        guard try await self.admitBody(request, head: head, source: source, limit: limit, binary: false) else { return ByteBuffer() }
+        do {
+            return try await request.body.collect(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw Self.tooLarge(limit, head)
+        }
+    }
+
+    /// An `application/octet-stream` body, at most `max_snapshot_bytes`, written to a file of
+    /// its own in the data directory's `tmp/` (a snapshot can be larger than memory should
+    /// hold). Read only for a caller the call's endpoint would let run it.
+    private func receiveFile(_ request: Request, head: Result<CallRequest, HTTPCallDecoder.Failure>, source: CallSource) async throws -> Attachment {
+        let limit = self.configuration.maxSnapshotBytes
+        let hasBody = try await self.admitBody(request, head: head, source: source, limit: limit, binary: true)
+        let folder = GatewayConfiguration.scratchDirectory(dataDirectory: self.configuration.dataDirectory)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let path = (folder as NSString).appendingPathComponent(UUID().uuidString.lowercased())
+        guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
+            throw HTTPCallDecoder.Failure(error: FlowError(.internalError, "Could not store the body"), requestid: Self.requestid(head))
+        }
+        defer { try? file.close() }
+        do {
+            var received = 0
+            if hasBody {
+                for try await buffer in request.body {
+                    received += buffer.readableBytes
+                    guard received <= limit else { throw Self.tooLarge(limit, head) }
+                    // Page-cache writes of one network read: microseconds, not worth a thread hop.
+                    try file.write(contentsOf: buffer.readableBytesView)
+                }
+            }
+            return Attachment(path: path)
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            if let failure = error as? HTTPCallDecoder.Failure { throw failure }
+            // The client went away mid-body, or the disk is full.
+            throw HTTPCallDecoder.Failure(error: FlowError(.invalidRequest, "The body could not be received"), requestid: Self.requestid(head))
+        }
+    }
+
+    /// A reply that is a file (a snapshot): streamed from disk, deleted once written or abandoned.
+    private func fileResponse(_ attachment: Attachment, _ result: DispatchResult, for request: Request) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = attachment.contentType
+        if let requestid = result.response.requestid { headers[HTTPCallDecoder.requestIDHeader] = requestid.description }
+        if let username = result.username { headers[Self.flowUser] = username }
+        self.addCORSHeaders(for: request, to: &headers)
+        let path = attachment.path
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+        let body = ResponseBody(contentLength: size) { writer in
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            guard let file = FileHandle(forReadingAtPath: path) else { throw FlowError(.internalError, "The answer's file is gone") }
+            defer { try? file.close() }
+            // Page-cache reads of 256 KiB: microseconds, not worth a thread hop.
+            while let chunk = try file.read(upToCount: 1 << 18), !chunk.isEmpty {
+                try await writer.write(ByteBuffer(bytes: chunk))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    private static func tooLarge(_ limit: Int, _ head: Result<CallRequest, HTTPCallDecoder.Failure>) -> HTTPCallDecoder.Failure {
+        HTTPCallDecoder.Failure(error: FlowError(.payloadTooLarge, "The body is larger than \(limit) bytes"), requestid: Self.requestid(head))
+    }
+
+    private static func requestid(_ head: Result<CallRequest, HTTPCallDecoder.Failure>) -> FlowProtocol.RequestID? {
+        switch head {
         case .success(let call): call.envelope.requestid
         case .failure(let failure): failure.requestid
         }
-        let tooLarge = HTTPCallDecoder.Failure(error: FlowError(.payloadTooLarge, "The body is larger than \(limit) bytes"), requestid: requestid)
+    }
+
+    /// Whether the body may be read (SPEC §11), refusing what is too large by its length; false
+    /// when there is none.
+    private func admitBody(
+        _ request: Request, head: Result<CallRequest, HTTPCallDecoder.Failure>, source: CallSource, limit: Int, binary: Bool
+    ) async throws -> Bool {
+        let requestid = Self.requestid(head)
         let length = request.headers[.contentLength].flatMap { Int($0) }
-        if let length, length > limit { throw tooLarge }
-        guard (length ?? 0) > 0 || request.headers[.transferEncoding] != nil else { return ByteBuffer() }
+        if let length, length > limit { throw Self.tooLarge(limit, head) }
+        guard (length ?? 0) > 0 || request.headers[.transferEncoding] != nil || binary else { return false }
         let origin: CallOrigin
         switch head {
         case .success(let call):
@@ -109,17 +205,14 @@ struct HTTPTransport: RouterMiddleware {
             }
             origin = source.origin()
         }
-        if let refusal = await self.dispatcher.refusalBeforeBody(try? head.get(), origin: origin) {
+        if let refusal = await self.dispatcher.refusalBeforeBody(try? head.get(), origin: origin, binary: binary) {
             throw HTTPCallDecoder.Failure(error: refusal, requestid: requestid)
         }
-        do {
-            return try await request.body.collect(upTo: limit)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw tooLarge
-        }
+        return (length ?? 0) > 0 || request.headers[.transferEncoding] != nil
     }
 
     private func response(_ result: DispatchResult, for request: Request) -> Response {
+        if let attachment = result.attachment, result.response.success { return self.fileResponse(attachment, result, for: request) }
         let response = result.response
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"

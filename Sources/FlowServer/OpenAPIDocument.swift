@@ -149,9 +149,29 @@ struct OpenAPIDocument {
                     "content": ["application/json": ["schema": Self.body(endpoint, method: primary, dataSchema: dataSchema)]],
                 ]
             }
+            if definition.binaryMethods.contains(primary) { Self.addBinary(to: &operation, hasBody: ["post", "put", "patch"].contains(verb)) }
             operations[verb] = .object(operation)
         }
         return operations
+    }
+
+    /// A method that takes or answers a file (`system/backup`, SPEC §10): `application/octet-stream`
+    /// beside the JSON body, and as its success answer.
+    static func addBinary(to operation: inout JSONObject, hasBody: Bool) {
+        let binary: JSONValue = ["schema": ["type": "string", "format": "binary"]]
+        if hasBody, case .object(var body) = operation["requestBody"], case .object(var content) = body["content"] {
+            content["application/octet-stream"] = binary
+            body["content"] = .object(content)
+            body["description"] = "JSON, or the file itself as application/octet-stream."
+            operation["requestBody"] = .object(body)
+        }
+        if case .object(var responses) = operation["responses"], case .object(var success) = responses["200"], case .object(var content) = success["content"] {
+            content["application/octet-stream"] = binary
+            success["content"] = .object(content)
+            success["description"] = "Success envelope, or the file itself as application/octet-stream."
+            responses["200"] = .object(success)
+            operation["responses"] = .object(responses)
+        }
     }
 
     /// What `method` takes as its body.

@@ -45,6 +45,7 @@ struct UpstreamEndpoint: Endpoint {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "Accept", value: "application/json")
+        if let traceparent = context.traceparent { request.headers.add(name: "traceparent", value: traceparent) }
         request.body = .bytes(self.body(call, context: context))
         let (status, answer) = try await self.exchange(request, context: context)
         if case .object(let object)? = answer.withUnsafeReadableBytes({ try? JSONValue(parsing: $0) }) {

@@ -31,7 +31,7 @@ extension SQLiteStore: ChangeLog {
     }
 
     static func readEpoch(_ db: Database) throws -> String {
-        guard let epoch = try String.fetchOne(db, sql: "SELECT value FROM change_log WHERE name = 'epoch'") else {
+        guard let epoch = try String.fetchOne(db.cachedStatement(sql: "SELECT value FROM change_log WHERE name = 'epoch'")) else {
             throw FlowError(.internalError, "The change log has no epoch")
         }
         return epoch

@@ -13,8 +13,11 @@ public final class SQLiteStore: CollectionStore {
     let writer: any DatabaseWriter
     /// Read-only connections for the hot reads; nil reads through `writer`.
     let readers: ReadConnections?
-    /// The change log's epoch (SPEC §13.1).
-    public let epoch: String
+    /// The change log's epoch (SPEC §13.1); a restore starts a new one.
+    public var epoch: String { self.currentEpoch.withLock { $0 } }
+    let currentEpoch: Locked<String>
+    /// The database file; nil for a database given as a writer (tests).
+    public let path: String?
     /// Where write latency is recorded (SPEC §10).
     let metrics: GatewayMetrics
     /// Where committed changes go (the change feed), set once at start.
@@ -32,20 +35,21 @@ public final class SQLiteStore: CollectionStore {
         // Point reads run on the calling (cooperative) thread, so one connection per core is enough;
         // scans run on their own queues, a few at once, cancelled at their deadline.
         let cores = max(2, ProcessInfo.processInfo.activeProcessorCount)
-        try self.init(migrated: pool, readers: try ReadConnections(path: path, points: cores, scans: max(4, cores)), metrics: metrics)
+        try self.init(migrated: pool, readers: try ReadConnections(path: path, points: cores, scans: max(4, cores)), path: path, metrics: metrics)
     }
 
     /// Uses `writer` (a `DatabasePool`, or a `DatabaseQueue` in tests) for everything and migrates it.
     public convenience init(writer: any DatabaseWriter) throws {
         try Self.migrator.migrate(writer)
-        try self.init(migrated: writer, readers: nil, metrics: .disabled)
+        try self.init(migrated: writer, readers: nil, path: nil, metrics: .disabled)
     }
 
-    private init(migrated writer: any DatabaseWriter, readers: ReadConnections?, metrics: GatewayMetrics) throws {
+    private init(migrated writer: any DatabaseWriter, readers: ReadConnections?, path: String?, metrics: GatewayMetrics) throws {
         self.writer = writer
         self.readers = readers
+        self.path = path
         self.metrics = metrics
-        self.epoch = try writer.read(Self.readEpoch)
+        self.currentEpoch = Locked(try writer.read(Self.readEpoch))
     }
 
     /// The schema, one migration at a time; never changed in place once released.
@@ -106,10 +110,10 @@ public final class SQLiteStore: CollectionStore {
     public func list(_ collection: CollectionSpec, query: ListQuery) async throws -> ListPage {
         // The count, the page and the feed position its rows reflect come from one snapshot; the
         // caller's deadline interrupts it.
-        let epoch = self.epoch
-        return try await self.scan { db in
+        try await self.scan { db in
             var page = try ListStatement(collection: collection, query: query).run(db)
-            page.position = FeedPosition(epoch: epoch, sequence: try Self.head(db))
+            // The epoch from the same snapshot: a restore changes it.
+            page.position = FeedPosition(epoch: try Self.readEpoch(db), sequence: try Self.head(db))
             return page
         }
     }

@@ -17,17 +17,27 @@ struct DatabaseOptions: ParsableArguments {
     @Option(help: "Data directory (default ./data, or FLOWGATE_DATA).") var data: String?
     @Option(help: "JSON config file (or FLOWGATE_CONFIG).") var config: String?
 
-    /// The auth service over the daemon's database, with the built-in roles present.
-    func openAuth() async throws -> AuthService {
+    /// The configuration as the daemon would read it (flags > environment > file).
+    func configuration() throws -> GatewayConfiguration {
         let environment = ProcessInfo.processInfo.environment
         var flags: [String: String] = [:]
         flags["data"] = self.data
-        let configuration = try GatewayConfiguration.load(
+        return try GatewayConfiguration.load(
             flags: flags, environment: environment,
             file: try self.config.map(Serve.readConfigFile) ?? environment["FLOWGATE_CONFIG"].map(Serve.readConfigFile)
         )
+    }
+
+    /// The daemon's database, created (and migrated) if it is not there yet.
+    func openStore(_ configuration: GatewayConfiguration) throws -> SQLiteStore {
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
-        let store = try SQLiteStore(path: Gateway.databasePath(dataDirectory: configuration.dataDirectory))
+        return try SQLiteStore(path: Gateway.databasePath(dataDirectory: configuration.dataDirectory))
+    }
+
+    /// The auth service over the daemon's database, with the built-in roles present.
+    func openAuth() async throws -> AuthService {
+        let configuration = try self.configuration()
+        let store = try self.openStore(configuration)
         var logger = Logger(label: "flowgate", factory: { EscapingLogHandler(StreamLogHandler.standardError(label: $0)) })  // stdout carries the results
         logger.logLevel = .notice
         let auth = AuthService(store: store, configuration: configuration.auth, logger: logger)
@@ -113,7 +123,7 @@ struct Token: AsyncParsableCommand {
 }
 
 /// Runs `body`; a ``FlowError`` becomes a one-line message and exit code 1.
-private func reportingFailure<T>(_ body: () async throws -> T) async throws -> T {
+func reportingFailure<T>(_ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
     } catch let error as FlowError {

@@ -22,6 +22,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "JSON config file.") var config: String?
     @Option(help: "Largest WebSocket message or HTTP body in bytes (default 1048576).") var maxMessageBytes: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical (default info).") var logLevel: String?
+    @Option(help: "PEM certificate chain: serve https:// and wss:// (SIGHUP reloads it).") var tlsCert: String?
+    @Option(help: "PEM private key of --tls-cert.") var tlsKey: String?
     @Flag(help: "Serve the WebSocket echo route /diagnostics/echo (conformance tests).") var diagnosticsEcho = false
 
     func run() async throws {
@@ -57,8 +59,10 @@ struct Serve: AsyncParsableCommand {
             logger.critical("refusing to start: the endpoint definitions have problems")
             throw ValidationError(error.description)
         }
+        var services = gateway.services
+        if let certificates = gateway.certificates { services.insert(CertificateReload(certificates: certificates, logger: logger), at: 0) }
         let group = ServiceGroup(
-            configuration: .init(services: gateway.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         try await group.run()
         logger.notice("flowgate stopped")
@@ -73,6 +77,8 @@ struct Serve: AsyncParsableCommand {
         flags["schemas"] = self.schemas
         flags["max_message_bytes"] = self.maxMessageBytes
         flags["log_level"] = self.logLevel
+        flags["tls_cert"] = self.tlsCert
+        flags["tls_key"] = self.tlsKey
         if self.diagnosticsEcho { flags["diagnostics_echo"] = "true" }
         return flags
     }
@@ -85,6 +91,26 @@ struct Serve: AsyncParsableCommand {
             return try JSONValue(parsing: Array(contents))
         } catch {
             throw ValidationError("config file \(path) is not valid JSON: \(error)")
+        }
+    }
+}
+
+/// SIGHUP: reads the TLS certificate and key again; new connections get them, open ones keep
+/// theirs (SPEC §10). A pair that cannot be read leaves the one in use.
+struct CertificateReload: Service {
+    let certificates: TLSCertificates
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                do {
+                    try self.certificates.reload()
+                    self.logger.notice("TLS certificate reloaded", metadata: ["flow.tls.cert": .string(self.certificates.certificatePath)])
+                } catch {
+                    self.logger.error("TLS certificate not reloaded: the one in use stays", metadata: ["flow.error": .string(String(describing: error))])
+                }
+            }
         }
     }
 }

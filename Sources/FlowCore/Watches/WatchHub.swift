@@ -340,6 +340,19 @@ public final class WatchHub: Sendable {
         }
     }
 
+    /// The database was restored (SPEC §10): the log starts over in a new epoch at `head`, so
+    /// every watch ends (`restored`: list again, then watch anew) and the fan-out goes on from there.
+    public func restored(head: Int64) {
+        let all = self.state.withLock { state in
+            state.head = head
+            return state.connections.values.flatMap { $0.watches.values }
+        }
+        for watch in all {
+            watch.finish(reason: "restored")
+            self.remove(watch)
+        }
+    }
+
     /// Open watches.
     public var count: Int {
         self.state.withLock { state in state.connections.values.reduce(0) { $0 + $1.watches.count } }
