@@ -63,7 +63,8 @@ public struct Gateway: Sendable {
     ) throws {
         self.configuration = configuration
         self.exposition = exposition
-        let metrics = exposition.metrics
+        // metrics: false records nothing at all, not only serves nothing.
+        let metrics = configuration.metrics ? exposition.metrics : .disabled
         self.registry = registry
         self.logger = logger
         try registry.register(SystemEndpointsEndpoint(registry: registry))
@@ -176,9 +177,10 @@ public struct Gateway: Sendable {
         // What a previous run left half-sent or half-received.
         try? FileManager.default.removeItem(atPath: GatewayConfiguration.scratchDirectory(dataDirectory: configuration.dataDirectory))
         let exposition = PrometheusExposition()
+        let metrics = configuration.metrics ? exposition.metrics : .disabled
         let tracing = try configuration.otlpEndpoint.map { try Self.tracingBackend(configuration, endpoint: $0, logger: logger) }
-        let store = try SQLiteStore(path: Self.databasePath(dataDirectory: configuration.dataDirectory), metrics: exposition.metrics)
-        let auth = AuthService(store: store, configuration: configuration.auth, metrics: exposition.metrics, logger: logger)
+        let store = try SQLiteStore(path: Self.databasePath(dataDirectory: configuration.dataDirectory), metrics: metrics)
+        let auth = AuthService(store: store, configuration: configuration.auth, metrics: metrics, logger: logger)
         let generated: String?
         do {
             generated = try await auth.bootstrap(adminPassword: configuration.adminPassword)
@@ -208,7 +210,7 @@ public struct Gateway: Sendable {
             try registry.register(
                 UpstreamEndpoint(
                     definition: upstream.definition, validator: upstream.validator, upstream: target,
-                    maxAnswerBytes: configuration.maxMessageBytes, client: .upstreams, metrics: exposition.metrics
+                    maxAnswerBytes: configuration.maxMessageBytes, client: .upstreams, metrics: metrics
                 )
             )
         }

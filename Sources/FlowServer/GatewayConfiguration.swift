@@ -54,7 +54,7 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var basicChallenge = false
     /// `dashboard` — serve the dashboard at `/dashboard/`.
     public var dashboard = true
-    /// `metrics` — serve the Prometheus exposition at `/metrics` (SPEC §10).
+    /// `metrics` — record the SPEC §10 series and serve them at `/metrics`; false records nothing.
     public var metrics = true
     /// `otlp_endpoint` — where spans go over OTLP/HTTP (e.g. `http://127.0.0.1:4318/v1/traces`);
     /// unset, nothing is traced (SPEC §10).

@@ -5,7 +5,7 @@ public import Prometheus
 
 /// The gateway's metrics in the Prometheus text format at `/metrics` (SPEC §10): a registry of
 /// its own (several gateways in one process count apart; nothing is bootstrapped globally), the
-/// ``GatewayMetrics`` the components record into, and the latency buckets that resolve
+/// `GatewayMetrics` the components record into, and the latency buckets that resolve
 /// sub-millisecond calls.
 public struct PrometheusExposition: Sendable {
     public let registry: PrometheusCollectorRegistry

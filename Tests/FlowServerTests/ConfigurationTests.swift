@@ -1,4 +1,5 @@
 import FlowProtocol
+import Foundation
 import Testing
 
 @testable import FlowServer
@@ -18,6 +19,23 @@ import Testing
         #expect(configuration.callTimeout == .seconds(30))
         #expect(configuration.pingInterval == .seconds(30))
         #expect(!configuration.diagnosticsEcho)
+    }
+
+    /// The reference (the DocC catalog's Configuration and Limits articles) names every key there is.
+    @Test func theDocumentationListsEveryKey() throws {
+        let catalog = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Sources/FlowServer/Documentation.docc")
+        let text = try ["Configuration.md", "Limits.md"].map { try String(contentsOf: catalog.appendingPathComponent($0), encoding: .utf8) }.joined()
+        let missing = GatewayConfiguration.keys.map(\.name).filter { !text.contains("| `\($0)` |") }
+        #expect(missing.isEmpty, "not documented: \(missing)")
+    }
+
+    @Test func tlsNeedsBothFilesAndTracingAnHTTPURL() {
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: ["tls_cert": "/a.pem"], environment: [:], file: nil) }
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: ["tls_key": "/a.pem"], environment: [:], file: nil) }
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: ["otlp_endpoint": "127.0.0.1:4318"], environment: [:], file: nil) }
+        let both = try? GatewayConfiguration.load(flags: ["tls_cert": "/a.pem", "tls_key": "/b.pem", "otlp_endpoint": "http://127.0.0.1:4318/v1/traces"], environment: [:], file: nil)
+        #expect(both?.tlsKey == "/b.pem" && both?.otlpEndpoint == "http://127.0.0.1:4318/v1/traces")
     }
 
     @Test func flagsWinOverEnvironmentWhichWinsOverTheFile() throws {

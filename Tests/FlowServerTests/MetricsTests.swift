@@ -156,6 +156,25 @@ struct MetricsTests {
         }
     }
 
+    /// `docker/grafana-dashboard.json` queries only series the daemon exports, and every one of them.
+    @Test func theGrafanaDashboardQueriesTheExportedSeries() throws {
+        let file = LiveGateway.repository.appendingPathComponent("docker/grafana-dashboard.json")
+        let dashboard = try JSONValue(parsing: Array(try Data(contentsOf: file)))
+        let expressions = (dashboard["panels"]?.arrayValue ?? []).flatMap { $0["targets"]?.arrayValue ?? [] }.compactMap { $0["expr"]?.stringValue }
+        let used = Set(expressions.flatMap { expression in
+            expression.matches(of: /flowgate_[a-z_]+/).map { match in
+                String(match.output).replacing(/_(bucket|sum|count)$/, with: "")
+            }
+        })
+        let exported: Set<String> = [
+            GatewayMetrics.Name.calls, GatewayMetrics.Name.callDuration, GatewayMetrics.Name.connections, GatewayMetrics.Name.watches,
+            GatewayMetrics.Name.eventsDelivered, GatewayMetrics.Name.eventsOverflowed, GatewayMetrics.Name.providers,
+            GatewayMetrics.Name.providerCallsInFlight, GatewayMetrics.Name.upstreamFailures, GatewayMetrics.Name.failedLogins,
+            GatewayMetrics.Name.passwordHashes, GatewayMetrics.Name.storeWriteDuration,
+        ]
+        #expect(used == exported, "unknown: \(used.subtracting(exported)); not shown: \(exported.subtracting(used))")
+    }
+
     @Test func metricsCanBeTurnedOff() async throws {
         try await LiveGateway.runShipped(configure: { $0.metrics = false }) { live in
             let metrics = try await live.http("/metrics")
