@@ -16,6 +16,8 @@ let package = Package(
         .package(name: "flowgate", path: ".."),
         // Exactly this trait: the default ones pull a package that is not on the local mirrors.
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        // The daemon's metrics backend, for "dispatch ... metrics on" (FlowServer itself would bring all of Hummingbird).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .executableTarget(
@@ -24,6 +26,7 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "FlowProtocol", package: "flowgate"),
                 .product(name: "FlowCore", package: "flowgate"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "HotPath",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

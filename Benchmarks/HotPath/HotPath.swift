@@ -3,6 +3,7 @@ import FlowCore
 import FlowProtocol
 import Foundation
 import Logging
+import Prometheus
 
 /// The hot path's pieces, each measured alone: time and allocations per call.
 ///
@@ -83,6 +84,19 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("dispatch to a no-op endpoint") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(await dispatcher.dispatch(request))
+        }
+    }
+
+    // The same, recording the SPEC §10 series into a Prometheus registry as the daemon does.
+    var factory = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())
+    factory.defaultDurationHistogramBuckets = GatewayMetrics.latencyBuckets
+    let measured = Dispatcher(
+        registry: registry, authenticator: OpenAccessAuthenticator(), policy: OpenAccessPolicy(),
+        metrics: GatewayMetrics(factory: factory), logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
+    )
+    Benchmark("dispatch to a no-op endpoint, metrics on") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(await measured.dispatch(request))
         }
     }
 

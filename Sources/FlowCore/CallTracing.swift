@@ -7,8 +7,23 @@ import FlowProtocol
 /// `traceparent` goes on with the call, so the handler's work joins the same trace.
 ///
 /// The dispatcher holds one only when tracing is configured: with none, a call pays one branch.
+/// Sampling is decided here, before the tracer is asked for anything: a caller's `traceparent`
+/// decides by its sampled flag; a call without one is traced with the probability
+/// `sampleRatio`. An unsampled call costs a random number, not a span.
 struct CallTracing: Sendable {
     let tracer: any Tracer
+    let sampleRatio: Double
+
+    /// Whether `request` is traced.
+    func samples(_ request: CallRequest) -> Bool {
+        if let traceparent = request.envelope.traceparent {
+            // The flags' last hex digit (lower case: the envelope checked it); bit 0 is "sampled".
+            guard let last = traceparent.utf8.last else { return false }
+            let digit = last >= UInt8(ascii: "a") ? last - UInt8(ascii: "a") + 10 : last - UInt8(ascii: "0")
+            return digit & 1 == 1
+        }
+        return self.sampleRatio >= 1 || Double.random(in: 0..<1) < self.sampleRatio
+    }
 
     /// Runs `body` in the call's span; `body` gets the `traceparent` to pass on (nil when the
     /// endpoint runs in process).

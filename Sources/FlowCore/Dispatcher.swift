@@ -85,9 +85,10 @@ public final class Dispatcher: Sendable {
         configuration: DispatcherConfiguration = .init(),
         metrics: GatewayMetrics = .disabled,
         tracer: (any Tracer)? = nil,
+        sampleRatio: Double = 1,
         logger: Logger
     ) {
-        self.tracing = tracer.map { CallTracing(tracer: $0) }
+        self.tracing = tracer.map { CallTracing(tracer: $0, sampleRatio: sampleRatio) }
         self.registry = registry
         self.authenticator = authenticator
         self.policy = policy
@@ -150,7 +151,7 @@ public final class Dispatcher: Sendable {
     }
 
     private func answer(_ request: CallRequest, endpoint: (any Endpoint)?) async -> DispatchResult {
-        guard let tracing = self.tracing else { return await self.answer(request, endpoint: endpoint, traceparent: nil) }
+        guard let tracing = self.tracing, tracing.samples(request) else { return await self.answer(request, endpoint: endpoint, traceparent: nil) }
         return await tracing.trace(request, endpoint: endpoint) { traceparent in
             await self.answer(request, endpoint: endpoint, traceparent: traceparent)
         }

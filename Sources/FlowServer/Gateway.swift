@@ -77,7 +77,8 @@ public struct Gateway: Sendable {
         self.providers = providers
         let dispatcher = Dispatcher(
             registry: registry, authenticator: authenticator, policy: policy,
-            configuration: .init(callTimeout: configuration.callTimeout), metrics: metrics, tracer: tracer, logger: logger
+            configuration: .init(callTimeout: configuration.callTimeout), metrics: metrics, tracer: tracer,
+            sampleRatio: configuration.otlpSampleRatio, logger: logger
         )
         let watches = WatchHub(
             log: changeLog, head: changeLogHead, registry: registry, policy: policy, configuration: configuration.watches, metrics: metrics,
@@ -253,6 +254,8 @@ public struct Gateway: Sendable {
         otel.traces.otlpExporter.protocol = .httpProtobuf
         otel.traces.otlpExporter.endpoint = endpoint
         otel.traces.batchSpanProcessor.scheduleDelay = configuration.otlpExportInterval
+        // The dispatcher samples (CallTracing): whatever reaches the tracer is recorded.
+        otel.traces.sampler = .alwaysOn
         let (tracer, service) = try OTel.makeTracingBackend(configuration: otel)
         return (tracer, service)
     }

@@ -61,6 +61,9 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var otlpEndpoint: String?
     /// `otlp_export_interval_ms` — how long finished spans wait to be sent together.
     public var otlpExportInterval: Duration = .seconds(5)
+    /// `otlp_sample_ratio` — the share of calls without a sampled `traceparent` that are traced
+    /// (a caller's sampled trace is always continued).
+    public var otlpSampleRatio = 1.0
     /// `otel_service_name` — the `service.name` resource attribute of the spans.
     public var otelServiceName = "flowgate"
     /// `tls_cert`, `tls_key` — PEM files: serve `https://` and `wss://` (both or neither).
@@ -123,6 +126,18 @@ extension GatewayConfiguration {
             guard let value, range.contains(value) else {
                 throw ConfigurationError(key: key, message: "must be an integer in \(range.lowerBound)...\(range.upperBound)")
             }
+            return value
+        }
+
+        func number(_ key: String) throws(ConfigurationError) -> Double {
+            let value: Double?
+            switch self {
+            case .text(let text): value = Double(text.trimmingSpaces())
+            case .json(.integer(let integer)): value = Double(integer)
+            case .json(.number(let number)): value = number
+            case .json: value = nil
+            }
+            guard let value, value.isFinite else { throw ConfigurationError(key: key, message: "must be a number") }
             return value
         }
 
@@ -225,6 +240,12 @@ extension GatewayConfiguration {
         },
         Key(name: "otlp_export_interval_ms", summary: "how long finished spans wait to be exported together (default 5000)") {
             config, value throws(ConfigurationError) in config.otlpExportInterval = .milliseconds(try value.integer("otlp_export_interval_ms", in: 10...600_000))
+        },
+        Key(name: "otlp_sample_ratio", summary: "share of calls traced when the caller sent no sampled traceparent, 0 to 1 (default 1)") {
+            config, value throws(ConfigurationError) in
+            let ratio = try value.number("otlp_sample_ratio")
+            guard (0...1).contains(ratio) else { throw ConfigurationError(key: "otlp_sample_ratio", message: "must be between 0 and 1") }
+            config.otlpSampleRatio = ratio
         },
         Key(name: "otel_service_name", summary: "service.name of the exported spans (default flowgate)") { config, value throws(ConfigurationError) in
             config.otelServiceName = try value.string("otel_service_name")

@@ -190,6 +190,31 @@ struct TracingTests {
         #expect(frameTraceparent == Self.traceparent(providerTrace, client.spanId), "\(frameTraceparent ?? "none")")
     }
 
+    @Test func samplingFollowsTheCallersFlagAndTheRatio() async throws {
+        let receiver = try await Receiver()
+        defer { receiver.stop() }
+        let sampled = "aaaabbbbccccddddeeeeffff00001111"
+        let unsampled = "99998888777766665555444433332222"
+        try await LiveGateway.runShipped(configure: {
+            $0.otlpEndpoint = "http://127.0.0.1:\(receiver.port)/v1/traces"
+            $0.otlpExportInterval = .milliseconds(50)
+            $0.otlpSampleRatio = 0
+        }) { live in
+            try await live.webSocket("/ws") { socket in
+                // Ratio 0: a call without a traceparent is not traced, nor one whose caller did not sample.
+                try await socket.send(#"{"method":"LIST","namespace":"inventory/device"}"#)
+                #expect(try await socket.receive().success)
+                try await socket.send(#"{"method":"LIST","namespace":"inventory/device","traceparent":"\#(Self.traceparent(unsampled, "b7ad6b7169203331").dropLast(2))00"}"#)
+                #expect(try await socket.receive().success)
+                // A caller's sampled trace is always continued.
+                try await socket.send(#"{"method":"LIST","namespace":"inventory/device","traceparent":"\#(Self.traceparent(sampled, "b7ad6b7169203331"))"}"#)
+                #expect(try await socket.receive().success)
+            }
+        }
+        let spans = try await receiver.spans { spans in spans.contains { $0.traceId == sampled } }
+        #expect(spans.map(\.traceId) == [sampled], "\(spans.map(\.traceId))")
+    }
+
     @Test func withoutAnEndpointNothingIsTracedAndProvidersGetNoTraceparent() async throws {
         try await LiveGateway.runShipped { live in
             try await ScriptedProvider.with(live, registration: ProviderTests.registration("demo/jobs")) { _ in .answer(#"{"ok":true}"#) } _: { provider in
