@@ -6,13 +6,18 @@ public final class EndpointRegistry: Sendable {
     private let endpoints = Locked<[Namespace: any Endpoint]>([:])
     /// Told of every endpoint that comes, goes or changes (its providers); it must not block
     /// (callers may hold locks of their own).
-    private let observer = Locked<(@Sendable (ChangeKind, any Endpoint) -> Void)?>(nil)
+    private let observer = Locked<Observer?>(nil)
+
+    /// Boxed: a bare closure kept in a `Locked` gains a thunk at every `withLock` (see ``Locked``).
+    private struct Observer: Sendable {
+        let notify: @Sendable (ChangeKind, any Endpoint) -> Void
+    }
 
     public init() {}
 
     /// Sets who is told when endpoints come (`created`), go (`deleted`) or change (`updated`).
     public func observe(_ observer: @escaping @Sendable (ChangeKind, any Endpoint) -> Void) {
-        self.observer.withLock { $0 = observer }
+        self.observer.withLock { $0 = Observer(notify: observer) }
     }
 
     /// Reports that the endpoint at `namespace` changed (a provider came or went).
@@ -22,7 +27,7 @@ public final class EndpointRegistry: Sendable {
     }
 
     private func notify(_ kind: ChangeKind, _ endpoint: any Endpoint) {
-        self.observer.withLock { $0 }?(kind, endpoint)
+        self.observer.withLock { $0 }?.notify(kind, endpoint)
     }
 
     /// Adds `endpoint`. Throws when its namespace is taken or its application is not a valid segment.

@@ -41,7 +41,12 @@ public struct ProviderConfiguration: Sendable, Equatable {
 public final class ProviderHub: Sendable {
     let registry: EndpointRegistry
     /// Where providers' `publish` frames go (the watches); false when they cannot take more now.
-    let publisher = Locked<(@Sendable (LiveEvent) -> Bool)?>(nil)
+    let publisher = Locked<Publisher?>(nil)
+
+    /// Boxed: a bare closure kept in a `Locked` gains a thunk at every `withLock` (see ``Locked``).
+    struct Publisher: Sendable {
+        let publish: @Sendable (LiveEvent) -> Bool
+    }
     let configuration: ProviderConfiguration
     let compileSchema: @Sendable (JSONValue) throws(FlowError) -> any DataValidator
     let logger: Logger
@@ -162,7 +167,7 @@ public final class ProviderHub: Sendable {
     /// Answers to calls that were settled already (timed out, cancelled) are dropped.
     /// Sets where providers' events go.
     public func onPublish(_ publisher: @escaping @Sendable (LiveEvent) -> Bool) {
-        self.publisher.withLock { $0 = publisher }
+        self.publisher.withLock { $0 = Publisher(publish: publisher) }
     }
 
     public func deliver(_ frame: JSONObject, from connection: Int) {
@@ -204,7 +209,7 @@ public final class ProviderHub: Sendable {
             }
             guard serves else { throw FlowError(.forbidden, "This socket does not serve '\(namespace)': it cannot publish its events") }
             let event = LiveEvent(namespace: namespace, objectid: objectid, kind: kind, data: fields["data"] ?? .null)
-            guard self.publisher.withLock({ $0 })?(event) ?? true else {
+            guard self.publisher.withLock({ $0 })?.publish(event) ?? true else {
                 throw FlowError(.rateLimited, "The gateway is behind with events: publish again later")
             }
         } catch {

@@ -52,11 +52,11 @@ extension SQLiteStore: ChangeLog {
         guard let receiver = self.commitReceiver.withLock({ $0 }) else { return }
         let change = Change(position: position, namespace: collection, objectid: id, kind: kind, rev: rev, body: body, previous: previous)
         // Runs on the writer's queue, in commit order.
-        db.afterNextTransaction(onCommit: { _ in receiver(change) })
+        db.afterNextTransaction(onCommit: { _ in receiver.deliver(change) })
     }
 
     public func onCommit(_ receiver: @escaping @Sendable (Change) -> Void) {
-        self.commitReceiver.withLock { $0 = receiver }
+        self.commitReceiver.withLock { $0 = CommitReceiver(deliver: receiver) }
     }
 
     public func bounds() async throws -> (head: Int64, pruned: Int64) {

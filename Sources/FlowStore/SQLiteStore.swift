@@ -21,7 +21,13 @@ public final class SQLiteStore: CollectionStore {
     /// Where write latency is recorded (SPEC §10).
     let metrics: GatewayMetrics
     /// Where committed changes go (the change feed), set once at start.
-    let commitReceiver = Locked<(@Sendable (Change) -> Void)?>(nil)
+    let commitReceiver = Locked<CommitReceiver?>(nil)
+
+    /// The receiver, boxed: a bare closure kept in a `Locked` gains a reabstraction thunk at every
+    /// `withLock` (see ``Locked``), and every commit read it.
+    struct CommitReceiver: Sendable {
+        let deliver: @Sendable (Change) -> Void
+    }
 
     /// Opens (creating if needed) the database file `path` and migrates it.
     public convenience init(path: String, metrics: GatewayMetrics = .disabled) throws {
