@@ -42,12 +42,11 @@ struct CallTracing: Sendable {
         span.attributes["flow.namespace"] = namespace
         span.attributes["flow.method"] = method
         var forward: (any Span)?
-        if let kind = endpoint?.definition.kind, kind == .provider || kind == .upstream {
-            forward = self.tracer.startSpan("forward \(namespace)", context: span.context, ofKind: .client)
-        }
         var carrier: [String: String] = [:]
-        if forward != nil || endpoint?.definition.kind == .upstream {
-            self.tracer.inject((forward ?? span).context, into: &carrier, using: HeaderInjector())
+        if let kind = endpoint?.definition.kind, kind == .provider || kind == .upstream {
+            let client = self.tracer.startSpan("forward \(namespace)", context: span.context, ofKind: .client)
+            self.tracer.inject(client.context, into: &carrier, using: HeaderInjector())
+            forward = client
         }
         let result = await body(carrier["traceparent"])
         if let code = result.response.errorcode {

@@ -246,6 +246,9 @@ public final class Dispatcher: Sendable {
             if request.origin.transport == .http, definition.webSocketOnlyMethods.contains(envelope.method) {
                 throw FlowError(.methodNotAllowed, "\(envelope.method.rawValue) on '\(namespace)' needs a WebSocket: \(namespace) calls back through it")
             }
+            if request.origin.transport != .http, definition.binaryMethods.contains(envelope.method) {
+                throw FlowError(.methodNotAllowed, "\(envelope.method.rawValue) on '\(namespace)' needs HTTP: it takes or answers a file")
+            }
             if request.attachment != nil, !definition.binaryMethods.contains(envelope.method) {
                 throw FlowError(.invalidRequest, "\(envelope.method.rawValue) on '\(namespace)' takes JSON, not application/octet-stream")
             }

@@ -39,7 +39,8 @@ public struct EndpointDefinition: Sendable, Equatable {
     /// HTTP they are `METHOD_NOT_ALLOWED`, and the OpenAPI document leaves them out.
     public var webSocketOnlyMethods: Set<Method>
     /// Methods whose body may be a file (`application/octet-stream`, an ``Attachment``) and
-    /// whose answer may be one: HTTP only.
+    /// whose answer may be one: HTTP only, so over WebSocket they are `METHOD_NOT_ALLOWED` (the
+    /// mirror of ``webSocketOnlyMethods``).
     public var binaryMethods: Set<Method>
     /// The JSON Schema of what the endpoint answers with (each item, for LIST) when it is not
     /// `schema` (with the server fields, for collections). Documentation: the OpenAPI document.

@@ -112,17 +112,15 @@ public final class GatewayMetrics: Sendable {
         // Every ErrorCode is one of the table's (its initialiser is private).
         let code = errorcode?.rawValue ?? "OK"
         let (counter, latency) = self.state.withLock { state -> (Counter, Timer) in
-            let label = Self.namespaceLabel(namespace, in: &state.namespaces)
-            let key = CallKey(transport: transport, namespace: label, method: method)
-            if state.series[key] == nil {
-                state.series[key] = CallSeries(latency: Timer(label: Name.callDuration, dimensions: self.dimensions(key), factory: self.factory))
-            }
-            if let counter = state.series[key]!.counters[code] {
-                return (counter, state.series[key]!.latency)
-            }
-            let counter = Counter(label: Name.calls, dimensions: self.dimensions(key) + [("errorcode", code)], factory: self.factory)
-            state.series[key]!.counters[code] = counter
-            return (counter, state.series[key]!.latency)
+            // Every call but a series' first: one lookup of the series, one of its code.
+            let seen = CallKey(transport: transport, namespace: namespace?.rawValue ?? "other", method: method)
+            if let series = state.series[seen], let counter = series.counters[code] { return (counter, series.latency) }
+            let key = CallKey(transport: transport, namespace: Self.namespaceLabel(namespace, in: &state.namespaces), method: method)
+            var series = state.series[key] ?? CallSeries(latency: Timer(label: Name.callDuration, dimensions: self.dimensions(key), factory: self.factory))
+            let counter = series.counters[code] ?? Counter(label: Name.calls, dimensions: self.dimensions(key) + [("errorcode", code)], factory: self.factory)
+            series.counters[code] = counter
+            state.series[key] = series
+            return (counter, series.latency)
         }
         counter.increment()
         latency.recordInterval(duration)

@@ -120,8 +120,10 @@ extension Envelope {
 
     /// `text` if it is a well-formed version-00 `traceparent` with non-zero ids, else nil.
     public static func traceparent(_ text: String) -> String? {
+        // The length first: a long value is refused without being copied.
+        guard text.utf8.count == 55 else { return nil }
         let bytes = Array(text.utf8)
-        guard bytes.count == 55, bytes[2] == UInt8(ascii: "-"), bytes[35] == UInt8(ascii: "-"), bytes[52] == UInt8(ascii: "-") else { return nil }
+        guard bytes[2] == UInt8(ascii: "-"), bytes[35] == UInt8(ascii: "-"), bytes[52] == UInt8(ascii: "-") else { return nil }
         func isHex(_ range: Range<Int>) -> Bool {
             bytes[range].allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
         }

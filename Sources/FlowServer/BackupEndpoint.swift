@@ -51,9 +51,6 @@ struct BackupEndpoint: Endpoint {
     var handlesOwnTimeout: Bool { true }
 
     func handle(_ call: Call, context: CallContext) async throws -> Reply {
-        guard context.transport == .http else {
-            throw FlowError(.invalidRequest, "system/backup answers over HTTP: POST /api/system/system/backup/\(call.objectid ?? "snapshot")")
-        }
         let scratch = GatewayConfiguration.scratchDirectory(dataDirectory: self.dataDirectory)
         var logger = context.logger
         logger[metadataKey: "flow.user"] = context.identity.username.map { .string($0) }
@@ -94,10 +91,7 @@ extension Gateway {
     /// Where a restore keeps the database as it was: `flowgate.sqlite.before-restore-20261201T210512Z`
     /// in `dataDirectory` (sorts by time).
     public static func previousDatabasePath(dataDirectory: String) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        return Self.databasePath(dataDirectory: dataDirectory) + ".before-restore-" + formatter.string(from: Date())
+        let stamp = Date.now.formatted(Date.ISO8601FormatStyle(dateSeparator: .omitted, timeSeparator: .omitted))
+        return Self.databasePath(dataDirectory: dataDirectory) + ".before-restore-" + stamp
     }
 }

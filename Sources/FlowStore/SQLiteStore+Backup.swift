@@ -113,12 +113,11 @@ extension SQLiteStore {
                 guard try String.fetchAll(db, sql: "PRAGMA integrity_check") == ["ok"] else {
                     throw FlowError(.invalidRequest, "The snapshot is damaged: SQLite's integrity check failed")
                 }
-                guard try db.tableExists("grdb_migrations"), let first = known.first,
-                    try Self.migrator.appliedIdentifiers(db).contains(first)
-                else {
+                let applied = try db.tableExists("grdb_migrations") ? try Self.migrator.appliedIdentifiers(db) : []
+                guard let first = known.first, applied.contains(first) else {
                     throw FlowError(.invalidRequest, "The file is a SQLite database, but not a flowgate one")
                 }
-                let unknown = try Self.migrator.appliedIdentifiers(db).subtracting(known)
+                let unknown = applied.subtracting(known)
                 guard unknown.isEmpty else {
                     throw FlowError(.invalidRequest, "The snapshot was made by a newer flowgate: its schema has \(unknown.count) migration(s) this one does not know")
                 }

@@ -20,6 +20,27 @@ import Testing
         ))
     }
 
+    /// SPEC §10: a well-formed W3C traceparent is kept; anything else is ignored (a new trace
+    /// starts), never an error, on the fast path and the general one alike.
+    @Test func traceparentIsKeptOnlyWhenWellFormed() throws {
+        let good = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        for frame in [#"{"method":"LIST","traceparent":"\#(good)"}"#, #"{"trace\u0070arent":"\#(good)","method":"LIST"}"#] {
+            #expect(try self.envelope(Array(frame.utf8)).traceparent == good, "\(frame)")
+        }
+        let bad = [
+            "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01",  // upper case
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",  // zero trace id
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",  // zero parent id
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",  // forbidden version
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01x", // too long
+            String(repeating: "0", count: 100_000),
+        ]
+        for text in bad {
+            #expect(try self.envelope(Array(#"{"method":"LIST","traceparent":"\#(text)"}"#.utf8)).traceparent == nil)
+        }
+        #expect(try self.envelope(Array(#"{"method":"LIST","traceparent":17}"#.utf8)).traceparent == nil)
+    }
+
     @Test func updateEnvelopeIgnoresUnknownFields() throws {
         let envelope = try self.envelope(Golden.bytes("envelope-update"))
         #expect(envelope.method == .update)

@@ -163,12 +163,19 @@ struct BackupTests {
             try queue.close()
             var damaged = good
             for index in stride(from: 4096, to: damaged.count, by: 97) { damaged[index] ^= 0x5A }
+            // A snapshot from a newer flowgate: one migration this one does not know.
+            let newerFile = try Self.write(good)
+            defer { try? FileManager.default.removeItem(at: newerFile) }
+            let newerQueue = try DatabaseQueue(path: newerFile.path)
+            try await newerQueue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99: from the future')") }
+            try newerQueue.close()
             let cases: [(String, [UInt8], String)] = [
                 ("random bytes", (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 7919) }, "SQLite"),
                 ("a foreign SQLite database", Array(try Data(contentsOf: foreign)), "not a flowgate one"),
                 ("a truncated snapshot", Array(good.prefix(good.count / 2)), "snapshot"),
                 ("a damaged snapshot", damaged, "snapshot"),
                 ("nothing", [], "not a flowgate one"),
+                ("a newer flowgate's snapshot", Array(try Data(contentsOf: newerFile)), "newer flowgate"),
             ]
             for (name, bytes, words) in cases {
                 let refused = try await Self.restore(live, bytes)
@@ -193,13 +200,37 @@ struct BackupTests {
             let forbidden = try await Self.restore(live, good, headers: rita)
             #expect(forbidden.head.status == .forbidden, "\(forbidden.bodyText)")
             #expect(try await live.http("/api/system/system/backup/snapshot", method: .post, headers: AuthEndToEndTests.basic("rita", "rita-password").adding(.flowRequestMethod, "RUN"), body: "{}").head.status == .forbidden)
+            // Nobody is known before a byte of the body is read.
+            let anonymous = try await Self.restore(live, good, headers: [.anonymous: "1"])
+            #expect(anonymous.head.status == .unauthorized)
+            #expect(try anonymous.envelope().errorcode == .unauthenticated)
+            // Files travel over HTTP only: the mirror of the WebSocket-only methods.
             try await live.webSocket("/ws") { socket in
                 try await socket.send(#"{"method":"RUN","namespace":"system/backup","objectid":"snapshot","data":{}}"#)
-                #expect(try await socket.receive().errorcode == .invalidRequest)
+                #expect(try await socket.receive().errorcode == .methodNotAllowed)
             }
+            // A snapshot takes no file; only snapshot and restore exist; data must be an object.
+            let fileToSnapshot = try await live.http("/api/system/system/backup/snapshot", method: .post, headers: Self.upload, bytes: good)
+            #expect(try fileToSnapshot.envelope().errorcode == .invalidRequest)
+            #expect(try await live.http("/api/system/system/backup/other", method: .post, headers: Self.run, body: "{}").envelope().errorcode == .doNotExist)
+            #expect(try await live.http("/api/system/system/backup/snapshot", method: .post, headers: Self.run, body: "[]").envelope().errorcode == .validationFailed)
             // A file body to an endpoint that takes JSON is refused before it is read.
             let misplaced = try await live.http(Self.devices, method: .post, headers: [.contentType: "application/octet-stream"], bytes: good)
             #expect(try misplaced.envelope().errorcode == .invalidRequest)
+        }
+    }
+
+    @Test func aSnapshotLargerThanTheLimitIsRefusedBeforeItIsStored() async throws {
+        try await LiveGateway.runShipped(configure: { $0.maxSnapshotBytes = 8_192 }) { live in
+            let good = try await Self.snapshot(live)
+            #expect(good.count > 8_192)
+            // Said by Content-Length: refused before the body is read.
+            let declared = try await Self.restore(live, good)
+            #expect(declared.head.status == .contentTooLarge)
+            #expect(try declared.envelope().errorcode == .payloadTooLarge)
+            let data = live.gateway.configuration.dataDirectory
+            #expect((try? FileManager.default.contentsOfDirectory(atPath: data + "/tmp").isEmpty) ?? true, "nothing is kept")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: data).allSatisfy { !$0.contains("before-restore") })
         }
     }
 

@@ -30,10 +30,14 @@ import Testing
         #expect(missing.isEmpty, "not documented: \(missing)")
     }
 
-    @Test func tlsNeedsBothFilesAndTracingAnHTTPURL() {
+    @Test func tlsNeedsBothFilesAndTracingAnHTTPURL() throws {
         #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: ["tls_cert": "/a.pem"], environment: [:], file: nil) }
         #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: ["tls_key": "/a.pem"], environment: [:], file: nil) }
         #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: ["otlp_endpoint": "127.0.0.1:4318"], environment: [:], file: nil) }
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: ["otlp_sample_ratio": "1.5"], environment: [:], file: nil) }
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: ["otlp_sample_ratio": "half"], environment: [:], file: nil) }
+        #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: [:], environment: [:], file: ["otlp_sample_ratio": "0.5"]) }
+        #expect(try GatewayConfiguration.load(flags: [:], environment: [:], file: ["otlp_sample_ratio": 0.25]).otlpSampleRatio == 0.25)
         let both = try? GatewayConfiguration.load(flags: ["tls_cert": "/a.pem", "tls_key": "/b.pem", "otlp_endpoint": "http://127.0.0.1:4318/v1/traces"], environment: [:], file: nil)
         #expect(both?.tlsKey == "/b.pem" && both?.otlpEndpoint == "http://127.0.0.1:4318/v1/traces")
     }
