@@ -29,12 +29,16 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/hummingbird-project/swift-websocket", from: "1.6.2"),
+        // permessage-deflate's zlib binding (through HummingbirdWSCompression); named for its errors.
+        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // The shared store of several nodes (SPEC §12), in FlowPostgres only.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
@@ -74,6 +78,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The PostgreSQL store of several nodes (SPEC §12): the only target importing PostgresNIO.
+        .target(
+            name: "FlowPostgres",
+            dependencies: [
+                "FlowProtocol",
+                "FlowCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                // The TLS context of the one connection that listens outside the pool.
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Endpoint protocol, registry, dispatcher, identity and the auth seams. No I/O.
         .target(
             name: "FlowCore",
@@ -109,10 +126,13 @@ let package = Package(
                 "FlowCore",
                 "FlowSchema",
                 "FlowStore",
+                "FlowPostgres",
                 "FlowAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdWSCompression", package: "hummingbird-websocket"),
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -174,6 +194,17 @@ let package = Package(
             path: "Tests/FlowTestSupport",
             swiftSettings: swiftSettings
         ),
+        // Both stores for the tests that run on each (StoreKind), and the test PostgreSQL's
+        // databases; apart from FlowTestSupport so the fuzz harnesses do not build PostgresNIO.
+        .target(
+            name: "FlowStoreTestSupport",
+            dependencies: [
+                "FlowCore", "FlowProtocol", "FlowStore", "FlowPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/FlowStoreTestSupport",
+            swiftSettings: swiftSettings
+        ),
         // The fuzz harnesses: shared by the libFuzzer targets (Tests/Fuzz) and the regression test
         // that replays their corpora and crashers.
         .target(
@@ -212,12 +243,26 @@ let package = Package(
         ),
         .testTarget(
             name: "FlowStoreTests",
-            dependencies: ["FlowStore", "FlowCore", "FlowProtocol", "FlowSchema", "FlowTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "FlowStore", "FlowCore", "FlowProtocol", "FlowSchema", "FlowTestSupport", "FlowStoreTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlowPostgresTests",
+            dependencies: [
+                "FlowPostgres", "FlowCore", "FlowProtocol", "FlowTestSupport", "FlowStoreTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                // The SQLite store, whose LIST semantics the PostgreSQL store's are checked against.
+                "FlowStore",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "FlowAuthTests",
-            dependencies: ["FlowAuth", "FlowCore", "FlowProtocol", "FlowStore", "FlowTestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "FlowAuth", "FlowCore", "FlowProtocol", "FlowStore", "FlowTestSupport", "FlowStoreTestSupport", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -228,7 +273,7 @@ let package = Package(
         .testTarget(
             name: "FlowServerTests",
             dependencies: [
-                "FlowServer", "FlowCore", "FlowProtocol", "FlowTestSupport", "FlowAuth", "FlowStore", "FlowClient", "FlowFuzzHarness",
+                "FlowServer", "FlowCore", "FlowProtocol", "FlowTestSupport", "FlowStoreTestSupport", "FlowAuth", "FlowStore", "FlowClient", "FlowFuzzHarness",
                 // Opens snapshots the way an operator's tools would (BackupTests).
                 .product(name: "GRDB", package: "GRDB.swift"),
                 // HTTPS and WSS clients that trust only the test's certificate (TLSTests).

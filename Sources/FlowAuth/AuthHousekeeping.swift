@@ -19,6 +19,8 @@ public struct AuthHousekeeping: Service {
     private func loop() async {
         var checked = self.auth.now()
         var lastPurge = ContinuousClock.now
+        // Logged once per run of failures (a database out of reach fails every round), and its end.
+        var failing = false
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: self.auth.configuration.refreshInterval)
@@ -32,8 +34,15 @@ public struct AuthHousekeeping: Service {
                     lastPurge = .now
                     try await self.auth.purgeExpiredTokens()
                 }
+                if failing {
+                    failing = false
+                    self.auth.logger.notice("auth housekeeping works again")
+                }
             } catch {
-                self.auth.logger.error("auth housekeeping failed", metadata: ["flow.error": "\(error)"])
+                if !failing {
+                    failing = true
+                    self.auth.logger.error("auth housekeeping failed; retrying quietly until it works", metadata: ["flow.error": "\(error)"])
+                }
             }
         }
     }

@@ -57,6 +57,8 @@ public final class AuthService: Authenticator, RevocableCredentials {
     let passwordChecks = Atomic<Int>(0)
     /// Basic verifications running now, by cache key (see `authenticateBasic`).
     private let pendingBasic = Locked<[[UInt8]: Task<AuthDirectory.User, any Error>]>([:])
+    /// The reload a credential this node does not know is waiting for (see `catchUp`).
+    private let catchingUp = Locked<Task<Void, Never>?>(nil)
     private let limiter: Locked<LoginLimiter>
     /// The global cap on password hashes at once (SPEC §11).
     let hashes: HashGate
@@ -148,6 +150,31 @@ public final class AuthService: Authenticator, RevocableCredentials {
         if version != self.current.version { try await self.refresh() }
     }
 
+    /// Reloads the directory if the store changed since it was loaded, one reload at a time for
+    /// every caller; true when the directory is newer afterwards. A credential this node does
+    /// not know may have been made a moment ago through another node or `flowgate token`
+    /// (SPEC §12: behind a load balancer, a token made through one node is used on the next at
+    /// once); it is refused only once the store says the same. Costs one read of the version
+    /// row, shared by all who wait for it, so unknown credentials cannot multiply the work.
+    func catchUp() async -> Bool {
+        let before = self.current.version
+        let task = self.catchingUp.withLock { running -> Task<Void, Never> in
+            if let running { return running }
+            let task = Task {
+                do {
+                    try await self.refreshIfChanged()
+                } catch {
+                    self.logger.warning("could not read the users and tokens from the store", metadata: ["flow.error": .string(String(describing: error))])
+                }
+                self.catchingUp.withLock { $0 = nil }
+            }
+            running = task
+            return task
+        }
+        await task.value
+        return self.current.version != before
+    }
+
     /// Deletes expired tokens; returns how many.
     @discardableResult
     public func purgeExpiredTokens() async throws -> Int {
@@ -209,7 +236,9 @@ public final class AuthService: Authenticator, RevocableCredentials {
         case nil:
             return nil
         case .token(let value)?:
-            guard let identity = self.current.identity(digest: Secrets.digest(value), now: self.now()) else {
+            let digest = Secrets.digest(value)
+            if let identity = self.current.identity(digest: digest, now: self.now()) { return identity }
+            guard await self.catchUp(), let identity = self.current.identity(digest: digest, now: self.now()) else {
                 throw FlowError(.unauthenticated, "Invalid or expired token")
             }
             return identity
@@ -282,13 +311,16 @@ public final class AuthService: Authenticator, RevocableCredentials {
         }
         var failed = false
         defer { self.limiter.withLock { $0.finish(keys, failed: failed, now: self.now()) } }
-        let user = self.current.users[username]
-        let hash = user?.record.passwordHash ?? self.decoyHash
-        guard let matches = await self.hashes.run({ await Secrets.verifyPassword(password, hash: hash) }) else {
-            logger.warning("login refused: too many password checks at once")
-            throw Self.busy
+        var user = self.current.users[username]
+        var hash = user?.record.passwordHash ?? self.decoyHash
+        var matches = try await self.checkPassword(password, hash: hash, logger: logger)
+        // A user made, or a password set, a moment ago through another node: checked again only
+        // when the store has a different hash for the name.
+        if !matches, await self.catchUp(), let fresh = self.current.users[username], fresh.record.passwordHash != hash {
+            user = fresh
+            hash = fresh.record.passwordHash
+            matches = try await self.checkPassword(password, hash: hash, logger: logger)
         }
-        self.passwordChecks.add(1, ordering: .relaxed)
         guard let user, matches, !user.record.disabled else {
             failed = true
             // An audit line like the successful login's, so both are found by flow.audit.
@@ -297,6 +329,16 @@ public final class AuthService: Authenticator, RevocableCredentials {
             throw FlowError(.unauthenticated, "Invalid username or password")
         }
         return user
+    }
+
+    /// One bcrypt check, through the global cap on hashes.
+    private func checkPassword(_ password: String, hash: String, logger: Logger) async throws(FlowError) -> Bool {
+        guard let matches = await self.hashes.run({ await Secrets.verifyPassword(password, hash: hash) }) else {
+            logger.warning("login refused: too many password checks at once")
+            throw Self.busy
+        }
+        self.passwordChecks.add(1, ordering: .relaxed)
+        return matches
     }
 
     /// A new password's hash, through the global cap on hashes.

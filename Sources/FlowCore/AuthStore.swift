@@ -1,3 +1,5 @@
+import FlowProtocol
+
 /// Storage for users, roles and tokens (SPEC §9). SQLite is the embedded backend; the daemon and
 /// the `flowgate user|token` commands share it, so every change also advances ``AuthRecords/version``
 /// and a running daemon notices changes made by another process.
@@ -115,4 +117,24 @@ public struct TokenRecord: Sendable, Hashable {
         self.created = created
         self.expires = expires
     }
+}
+
+/// How the stores keep a list of names (a user's roles, a role's or a token's scopes): a
+/// compact JSON array of strings.
+public enum NameList {
+    public static func encode(_ names: [String]) -> String {
+        String(decoding: JSONValue.array(names.map(JSONValue.string)).encoded(), as: UTF8.self)
+    }
+
+    public static func decode(_ text: String?) -> [String]? {
+        guard let text, case .array(let items)? = try? JSONValue(parsing: text) else { return nil }
+        return items.compactMap(\.stringValue)
+    }
+}
+
+/// Everything the daemon keeps (SPEC §7–§9, §13): the embedded SQLite file, or the PostgreSQL
+/// database several nodes share (SPEC §12).
+public protocol GatewayStore: CollectionStore, ChangeLog, AuthStore {
+    /// Whether the database answers (`/readyz`).
+    func isHealthy() async -> Bool
 }

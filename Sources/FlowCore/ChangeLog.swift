@@ -55,6 +55,11 @@ public struct FeedPosition: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(self.epoch).\(self.sequence)" }
+
+    /// A fresh epoch for a new (or restored) log: 64 random bits in base 36.
+    public static func newEpoch() -> String {
+        String(UInt64.random(in: 1 << 40...UInt64.max), radix: 36)
+    }
 }
 
 /// What the change log keeps (SPEC §13.1: the last 100,000 changes or 7 days, whichever is less).
@@ -86,6 +91,15 @@ public protocol ChangeLog: Sendable {
     func prune(_ retention: ChangeRetention) async throws -> Int
     /// Receives every committed change, in commit order, right after its commit.
     func onCommit(_ receiver: @escaping @Sendable (Change) -> Void)
+}
+
+/// A change log other processes append to as well: several nodes sharing one database (SPEC §12).
+/// Their changes reach this process's watches through ``follow(_:)``, not ``onCommit(_:)``.
+public protocol SharedChangeLog: ChangeLog {
+    /// Calls `advanced` whenever the log may hold changes this process has not seen, until the
+    /// task is cancelled: with the position committed, at once when a node commits one; with nil
+    /// now and then regardless.
+    func follow(_ advanced: @escaping @Sendable (Int64?) -> Void) async
 }
 
 extension ChangeLog {

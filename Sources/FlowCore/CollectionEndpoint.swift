@@ -5,17 +5,21 @@ import Foundation
 /// validated by the collection's schema, searchable over its declared fields.
 public struct CollectionEndpoint: Endpoint {
     public let definition: EndpointDefinition
-    let spec: CollectionSpec
+    /// What the store is told about the collection.
+    public let spec: CollectionSpec
     let store: any CollectionStore
     let validator: (any DataValidator)?
     let limits: ListLimits
 
-    /// `definition.methods` must not include RUN (collections cannot run anything).
+    /// `definition.methods` must not include RUN (collections cannot run anything). With
+    /// `indexes`, the store must have been told of them (``CollectionStore/declareIndexes(_:)``,
+    /// as the gateway does at start) before the first LIST: SQLite's LIST names them.
     public init(
-        definition: EndpointDefinition, searchFields: [String], store: any CollectionStore, validator: (any DataValidator)?, limits: ListLimits = .init()
+        definition: EndpointDefinition, searchFields: [String], indexes: [[String]] = [], store: any CollectionStore, validator: (any DataValidator)?,
+        limits: ListLimits = .init()
     ) {
         self.definition = definition
-        self.spec = CollectionSpec(name: definition.namespace.rawValue, searchFields: searchFields)
+        self.spec = CollectionSpec(name: definition.namespace.rawValue, searchFields: searchFields, indexes: indexes)
         self.store = store
         self.validator = validator
         self.limits = limits

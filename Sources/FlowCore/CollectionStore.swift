@@ -1,4 +1,5 @@
 public import FlowProtocol
+import Foundation
 
 /// Storage for collections (SPEC §7): JSON objects with server fields `id`, `created`,
 /// `updated` and `rev`. SQLite is the embedded backend; another (PostgreSQL, SPEC §12) is a
@@ -19,6 +20,67 @@ public protocol CollectionStore: Sendable {
     func replace(_ collection: CollectionSpec, id: String, expectedRev: String, fields: JSONObject) async throws -> JSONObject
     /// Deletes an object and returns it, with the same `DO_NOT_EXIST` / `CONFLICT` rules.
     func delete(_ collection: CollectionSpec, id: String, expectedRev: String?) async throws -> JSONObject
+    /// Makes the store's indexes the ones `collections` declare (``CollectionSpec/indexes``):
+    /// builds the missing ones and drops those no collection declares any more. Called at start,
+    /// before the first call; returns what it changed, for the log.
+    func declareIndexes(_ collections: [CollectionSpec]) async throws -> IndexChanges
+}
+
+extension CollectionStore {
+    /// A store without indexes of its own to keep.
+    public func declareIndexes(_ collections: [CollectionSpec]) async throws -> IndexChanges { IndexChanges() }
+}
+
+/// What ``CollectionStore/declareIndexes(_:)`` built and dropped: each index as its fields.
+public struct IndexChanges: Sendable, Equatable {
+    public var built: [[String]]
+    public var dropped: [String]
+
+    public init(built: [[String]] = [], dropped: [String] = []) {
+        self.built = built
+        self.dropped = dropped
+    }
+}
+
+/// How every store shapes what it keeps of an object (SPEC §7.3), so that both stores answer
+/// the same bytes: the server fields first, then the object's own.
+public enum StoredObject {
+    /// Server fields first (id, created, updated, rev), then the object's own fields.
+    public static func make(_ fields: JSONObject, id: String, created: String, updated: String, rev: String) -> JSONObject {
+        var object: JSONObject = ["id": .string(id), "created": .string(created), "updated": .string(updated), "rev": .string(rev)]
+        for (key, value) in fields where !ServerFields.all.contains(key) { object[key] = value }
+        return object
+    }
+
+    /// The object's text as stored and answered (compact JSON, in field order).
+    public static func text(_ object: JSONObject) -> String {
+        String(decoding: JSONValue.object(object).encoded(), as: UTF8.self)
+    }
+
+    /// `created` and `updated`: ISO 8601, UTC, with milliseconds.
+    public static func timestamp() -> String {
+        Date.now.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+
+    /// The text full-text search sees of an object: its search fields' values, strings as they
+    /// are, arrays item by item, other values as JSON.
+    public static func searchText(_ object: JSONObject, fields: [String]) -> String {
+        fields.compactMap { object[$0].map(Self.searchText) }.joined(separator: " ")
+    }
+
+    static func searchText(_ value: JSONValue) -> String {
+        switch value {
+        case .string(let string): string
+        case .null: ""
+        case .array(let items): items.map(Self.searchText).joined(separator: " ")
+        default: value.description
+        }
+    }
+
+    /// A new `rev`: random, short, base 36.
+    public static func newRev() -> String {
+        String(UInt64.random(in: 1 << 48..<1 << 52), radix: 36)
+    }
 }
 
 /// A stored object's text as an object; anything else means the store is damaged.
@@ -35,11 +97,25 @@ public struct CollectionSpec: Sendable, Hashable {
     public var name: String
     /// Top-level fields indexed for full-text `search`.
     public var searchFields: [String]
+    /// Declared indexes (`indexes` in the definition): each the fields, in order, that a LIST's
+    /// filter (equality) and then its sort use. The store keeps one index per entry. Fixed at
+    /// init, as ``indexedFields`` is derived from it.
+    public let indexes: [[String]]
+    /// Every field named by an index: the store writes these as literal expressions (which an
+    /// index can match) instead of bound parameters.
+    public let indexedFields: Set<String>
 
-    public init(name: String, searchFields: [String] = []) {
+    public init(name: String, searchFields: [String] = [], indexes: [[String]] = []) {
         self.name = name
         self.searchFields = searchFields
+        self.indexes = indexes
+        self.indexedFields = Set(indexes.joined())
     }
+
+    /// At most this many indexes per collection, of at most ``maxIndexFields`` fields each: every
+    /// index costs every write to the collection.
+    public static let maxIndexes = 8
+    public static let maxIndexFields = 4
 }
 
 /// What one LIST may ask for (SPEC §11): each bound keeps a query within what the store answers

@@ -41,12 +41,16 @@ extension Reply {
     /// `PROVIDER_UNAVAILABLE`: the handler is not serving, and no input a remote handler sends
     /// may pose as a bug of the gateway's (`INTERNAL_ERROR`, SPEC §11). `sender` ("The provider")
     /// starts the caller's messages.
-    public init(relaying answer: JSONObject, sender: String, source: Logger.Metadata, logger: Logger) throws(FlowError) {
+    public init(
+        relaying answer: JSONObject, sender: String, source: @autoclosure () -> Logger.Metadata, logger: @autoclosure () -> Logger
+    ) throws(FlowError) {
+        // `source` and `logger` are built only for a malformed answer: a call's logger carries
+        // its metadata, and setting each value costs the log handler a re-render.
         let response: Response
         do {
             response = try Response(decoding: answer)
         } catch {
-            logger.warning("malformed answer from \(sender.lowercased())", metadata: source.merging(["flow.error": .string(error.message)]) { $1 })
+            logger().warning("malformed answer from \(sender.lowercased())", metadata: source().merging(["flow.error": .string(error.message)]) { $1 })
             throw FlowError(.providerUnavailable, "\(sender) sent a malformed answer")
         }
         guard response.success else {

@@ -38,6 +38,7 @@ public final class GatewayMetrics: Sendable {
         public static let failedLogins = "flowgate_failed_logins_total"
         public static let passwordHashes = "flowgate_password_hashes_total"
         public static let storeWriteDuration = "flowgate_store_write_duration_seconds"
+        public static let storeCommits = "flowgate_store_commits_total"
     }
 
     /// Histogram buckets that resolve this daemon's sub-millisecond calls, up to the 30 s timeout.
@@ -79,6 +80,7 @@ public final class GatewayMetrics: Sendable {
     private let failedLoginCounters: (credentials: Counter, limited: Counter)
     private let passwordHashCounter: Counter
     private let storeWrites: Timer
+    private let storeCommitCounter: Counter
 
     public convenience init(factory: any MetricsFactory) {
         self.init(factory: factory, enabled: true)
@@ -103,6 +105,7 @@ public final class GatewayMetrics: Sendable {
         )
         self.passwordHashCounter = Counter(label: Name.passwordHashes, dimensions: [], factory: factory)
         self.storeWrites = Timer(label: Name.storeWriteDuration, dimensions: [], factory: factory)
+        self.storeCommitCounter = Counter(label: Name.storeCommits, dimensions: [], factory: factory)
     }
 
     /// One answered call. `namespace` is the registered namespace that answered it, nil when the
@@ -180,8 +183,12 @@ public final class GatewayMetrics: Sendable {
     /// A password was hashed or checked (bcrypt ran).
     public func passwordHash() { self.passwordHashCounter.increment() }
 
-    /// A write transaction committed (or failed) after `duration`.
+    /// A collection write was answered (committed or failed) `duration` after it was asked for.
     public func storeWrite(_ duration: Duration) { self.storeWrites.recordInterval(duration) }
+
+    /// A transaction carrying a group of collection writes committed (or failed): with the
+    /// writes' count, how many shared each commit.
+    public func storeCommit() { self.storeCommitCounter.increment() }
 }
 
 extension Timer {

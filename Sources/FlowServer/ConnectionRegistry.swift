@@ -9,8 +9,13 @@ final class ConnectionRegistry: Sendable {
 
     private struct Entry {
         let closer: Closer
-        /// The upgrade request's credential, when it was valid at the upgrade.
+        /// The upgrade request's credential.
         let credential: Credential?
+        /// Whether the credential has been good: only then does its revocation close the
+        /// socket. One that is no good at the upgrade is not "the socket's" (its frames fail on
+        /// their own) until it turns good: made a moment ago through another node, this node
+        /// learns of it with the first frame (SPEC §12).
+        var watched: Bool
         /// `websocket` or `sse`, for the open-connections gauge.
         let transport: Transport
     }
@@ -34,12 +39,11 @@ final class ConnectionRegistry: Sendable {
 
     /// Adds a connection opened with `credential`; nil when the limit is reached.
     func add(_ transport: Transport, credential: Credential? = nil, _ closer: @escaping Closer) -> Int? {
-        // A credential that is already no good is not "the socket's": its frames fail on their own.
-        let watched = credential.flatMap { credential in self.credentials?.isRevoked(credential) == false ? credential : nil }
+        let watched = credential.map { credential in self.credentials?.isRevoked(credential) == false } ?? false
         let id: Int? = self.state.withLock { state in
             guard state.entries.count < self.limit else { return nil }
             state.nextID += 1
-            state.entries[state.nextID] = Entry(closer: closer, credential: watched, transport: transport)
+            state.entries[state.nextID] = Entry(closer: closer, credential: credential, watched: watched, transport: transport)
             return state.nextID
         }
         if id != nil { self.metrics.connection(transport, opened: true) }
@@ -62,13 +66,23 @@ final class ConnectionRegistry: Sendable {
     /// Closes with 4001 every socket whose credential was revoked, and forgets them.
     func closeRevoked() async {
         guard let credentials = self.credentials else { return }
-        let revoked = self.state.withLock { state in
-            state.entries.filter { $0.value.credential.map(credentials.isRevoked) ?? false }
+        let revoked = self.state.withLock { state -> [Entry] in
+            var revoked: [Entry] = []
+            for (id, entry) in state.entries {
+                guard let credential = entry.credential else { continue }
+                let good = !credentials.isRevoked(credential)
+                if entry.watched, !good {
+                    revoked.append(entry)
+                    state.entries[id] = nil
+                } else if !entry.watched, good {
+                    state.entries[id]?.watched = true
+                }
+            }
+            return revoked
         }
         guard !revoked.isEmpty else { return }
-        let removed = self.state.withLock { state in revoked.keys.compactMap { state.entries.removeValue(forKey: $0) } }
-        for entry in removed { self.metrics.connection(entry.transport, opened: false) }
-        await Self.close(revoked.values.map(\.closer), code: .init(codeNumber: 4001), reason: "Credential revoked or expired")
+        for entry in revoked { self.metrics.connection(entry.transport, opened: false) }
+        await Self.close(revoked.map(\.closer), code: .init(codeNumber: 4001), reason: "Credential revoked or expired")
     }
 
     private static func close(_ closers: [Closer], code: WebSocketErrorCode, reason: String) async {

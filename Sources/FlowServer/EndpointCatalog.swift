@@ -11,6 +11,8 @@ public struct EndpointCatalog: Sendable {
     public struct Collection: Sendable {
         public let definition: EndpointDefinition
         public let searchFields: [String]
+        /// Declared indexes: each the fields a LIST filters and then sorts on.
+        public var indexes: [[String]] = []
         public let validator: JSONSchema?
         /// The definition file, relative to the endpoints folder.
         public let file: String
@@ -49,7 +51,7 @@ public struct EndpointCatalog: Sendable {
     /// How many schema files were compiled.
     public let schemaCount: Int
 
-    static let definitionKeys: Set<String> = ["namespace", "title", "kind", "application", "schema", "methods", "search", "public", "scopes", "upstream", "timeout_ms"]
+    static let definitionKeys: Set<String> = ["namespace", "title", "kind", "application", "schema", "methods", "search", "indexes", "public", "scopes", "upstream", "timeout_ms"]
     /// An upstream's `timeout_ms` when the definition gives none.
     public static let defaultUpstreamTimeout: Duration = .seconds(30)
 
@@ -173,6 +175,8 @@ struct DefinitionReader {
         for field in searchFields where !CollectionEndpoint.isFieldName(field) {
             self.problem("search", "'\(field)' is not a top-level field name")
         }
+        let indexes = self.indexes(object)
+        if isRemote && !indexes.isEmpty { self.problem("indexes", "is for collections: a \(kind) keeps its own data") }
         var scopes: [FlowProtocol.Method: Scope] = [:]
         if let given = object["scopes"] {
             if case .object(let entries) = given {
@@ -201,7 +205,45 @@ struct DefinitionReader {
             namespace: namespace, application: application, title: title, kind: EndpointKind(rawValue: kind), methods: methods,
             publicMethods: publicMethods, scopeOverrides: scopes, schema: schema?.0
         )
-        return EndpointCatalog.Collection(definition: definition, searchFields: searchFields, validator: schema?.1, file: self.file, upstream: upstream)
+        return EndpointCatalog.Collection(
+            definition: definition, searchFields: searchFields, indexes: indexes, validator: schema?.1, file: self.file, upstream: upstream
+        )
+    }
+
+    /// `indexes`: a list whose entries are a field name or a list of field names (filtered on in
+    /// order, the last one also sorted on), at most ``CollectionSpec/maxIndexes`` of them.
+    private mutating func indexes(_ object: JSONObject) -> [[String]] {
+        guard let value = object["indexes"] else { return [] }
+        guard case .array(let entries) = value else {
+            self.problem("indexes", "must be an array of field names or of lists of field names")
+            return []
+        }
+        if entries.count > CollectionSpec.maxIndexes {
+            self.problem("indexes", "declares \(entries.count) indexes; at most \(CollectionSpec.maxIndexes) (each one costs every write)")
+        }
+        var indexes: [[String]] = []
+        for entry in entries {
+            let fields: [String]
+            switch entry {
+            case .string(let field): fields = [field]
+            case .array(let items) where items.allSatisfy({ $0.stringValue != nil }): fields = items.compactMap(\.stringValue)
+            default:
+                self.problem("indexes", "entries must be a field name or a list of field names")
+                continue
+            }
+            guard (1...CollectionSpec.maxIndexFields).contains(fields.count) else {
+                self.problem("indexes", "an index names 1 to \(CollectionSpec.maxIndexFields) fields")
+                continue
+            }
+            if let bad = fields.first(where: { !CollectionEndpoint.isFieldName($0) || $0 == "id" }) {
+                self.problem("indexes", "'\(bad.prefix(64))' is not a top-level field name" + (bad == "id" ? " that needs an index (id is the key)" : ""))
+                continue
+            }
+            if Set(fields).count != fields.count { self.problem("indexes", "\(fields) names a field twice") }
+            if indexes.contains(fields) { self.problem("indexes", "\(fields) is declared twice") }
+            indexes.append(fields)
+        }
+        return indexes
     }
 
     /// `upstream` (an absolute http or https URL) and `timeout_ms` of an upstream definition.

@@ -94,7 +94,9 @@ public struct Gateway: Sendable {
         self.connections = connections
         var background: [any Service] = [ProviderTimers(hub: providers), WatchFanOut(hub: watches)]
         if let changeLog { background.append(ChangeLogHousekeeping(log: changeLog, configuration: configuration.watches, logger: logger)) }
-        self.backgroundServices = background + services
+        if let shared = changeLog as? any SharedChangeLog { background.append(ChangeFollower(log: shared, watches: watches)) }
+        // The given services first: on shutdown they stop last (the store's pool among them).
+        self.backgroundServices = services + background
             + (revocable.map { [RevocationWatch(credentials: $0, connections: connections, providers: providers, watches: watches)] } ?? [])
 
         let router = Router(context: GatewayRequestContext.self)
@@ -116,8 +118,13 @@ public struct Gateway: Sendable {
         )
         sockets.add(to: router)
 
+        // permessage-deflate when configured: a compressed message may inflate to the message
+        // limit and no more (the assembler then holds the whole message to the same limit).
+        let compression: [WebSocketExtensionFactory] =
+            configuration.webSocketCompression ? [BoundedDeflate.factory(maxMessageBytes: configuration.maxMessageBytes)] : []
         let webSocket = WebSocketServerConfiguration(
             maxFrameSize: configuration.maxMessageBytes,
+            extensions: compression,
             autoPing: .enabled(timePeriod: configuration.pingInterval),
             closeTimeout: .seconds(5),
             validateUTF8: true
@@ -179,8 +186,22 @@ public struct Gateway: Sendable {
         try? FileManager.default.removeItem(atPath: GatewayConfiguration.scratchDirectory(dataDirectory: configuration.dataDirectory))
         let exposition = PrometheusExposition()
         let metrics = configuration.metrics ? exposition.metrics : .disabled
+        let opened = try await DaemonStore.open(configuration, metrics: metrics, logger: logger)
+        do {
+            return try await Self.build(configuration: configuration, catalog: catalog, store: opened, exposition: exposition, logger: logger, onServerRunning: onServerRunning)
+        } catch {
+            await opened.close()
+            throw error
+        }
+    }
+
+    private static func build(
+        configuration: GatewayConfiguration, catalog: EndpointCatalog, store opened: DaemonStore, exposition: PrometheusExposition, logger: Logger,
+        onServerRunning: @escaping @Sendable (Int) async -> Void
+    ) async throws -> Gateway {
+        let metrics = configuration.metrics ? exposition.metrics : .disabled
         let tracing = try configuration.otlpEndpoint.map { try Self.tracingBackend(configuration, endpoint: $0, logger: logger) }
-        let store = try SQLiteStore(path: Self.databasePath(dataDirectory: configuration.dataDirectory), metrics: metrics)
+        let store = opened.store
         let auth = AuthService(store: store, configuration: configuration.auth, metrics: metrics, logger: logger)
         let generated: String?
         do {
@@ -198,14 +219,18 @@ public struct Gateway: Sendable {
         for endpoint: any Endpoint in [SessionEndpoint(auth: auth), TokensEndpoint(auth: auth), UsersEndpoint(auth: auth), RolesEndpoint(auth: auth)] {
             try registry.register(endpoint)
         }
+        var collections: [CollectionSpec] = []
         for collection in catalog.collections {
-            try registry.register(
-                CollectionEndpoint(
-                    definition: collection.definition, searchFields: collection.searchFields, store: store, validator: collection.validator,
-                    limits: configuration.list
-                )
+            let endpoint = CollectionEndpoint(
+                definition: collection.definition, searchFields: collection.searchFields, indexes: collection.indexes, store: store,
+                validator: collection.validator, limits: configuration.list
             )
+            try registry.register(endpoint)
+            collections.append(endpoint.spec)
         }
+        let indexChanges = try await store.declareIndexes(collections)
+        for fields in indexChanges.built { logger.notice("index built", metadata: ["flow.index.fields": "\(fields)"]) }
+        for name in indexChanges.dropped { logger.notice("index dropped: no collection declares it", metadata: ["flow.index": "\(name)"]) }
         for upstream in catalog.upstreams {
             guard let target = upstream.upstream else { continue }
             try registry.register(
@@ -225,13 +250,17 @@ public struct Gateway: Sendable {
         )
         let gateway = try Gateway(
             configuration: configuration, authenticator: auth, policy: ScopePolicy(), registry: registry,
-            readiness: { await store.isHealthy() }, services: [AuthHousekeeping(auth: auth)] + (tracing.map { [$0.service] } ?? []),
+            readiness: { await store.isHealthy() },
+            services: (opened.service.map { [$0] } ?? []) + [AuthHousekeeping(auth: auth)] + (tracing.map { [$0.service] } ?? []),
             changeLog: store, changeLogHead: try await store.bounds().head, exposition: exposition, tracer: tracing?.tracer, logger: logger,
             onServerRunning: onServerRunning
         )
         // Nothing was written since the head was read: the server is not listening yet.
         store.onCommit { [watches = gateway.watches] change in watches.publish(change) }
-        try registry.register(BackupEndpoint(store: store, auth: auth, watches: gateway.watches, dataDirectory: configuration.dataDirectory))
+        // PostgreSQL is backed up with its own tools (pg_dump); system/backup serves the SQLite file.
+        if let sqlite = opened.sqlite {
+            try registry.register(BackupEndpoint(store: sqlite, auth: auth, watches: gateway.watches, dataDirectory: configuration.dataDirectory))
+        }
         for reservation in catalog.providerReservations {
             try gateway.providers.reserve(reservation.definition, validator: reservation.validator)
         }
@@ -308,6 +337,16 @@ struct RevocationWatch: Service {
                 self.watches.recheck(self.credentials.currentIdentity)
             }
         }
+    }
+}
+
+/// Tells the watches when other nodes appended to the shared change log (SPEC §12).
+struct ChangeFollower: Service {
+    let log: any SharedChangeLog
+    let watches: WatchHub
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await self.log.follow { [watches] position in watches.logAdvanced(to: position) } }
     }
 }
 

@@ -1,6 +1,7 @@
 public import FlowAuth
 public import FlowCore
 public import FlowProtocol
+import FlowPostgres
 public import Logging
 
 /// Every setting of the daemon, with SPEC §10–§11's defaults.
@@ -16,6 +17,11 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var dataDirectory = "data"
     /// `endpoints` — folder of endpoint definitions.
     public var endpointsDirectory = "Endpoints"
+    /// The PostgreSQL database several nodes share (SPEC §12); nil keeps everything in the
+    /// SQLite file in ``dataDirectory``. It may carry a password: never log it.
+    public var store: String?
+    /// Connections one node keeps to ``store`` at most.
+    public var storeMaxConnections = 20
     /// `schemas` — folder of JSON Schemas.
     public var schemasDirectory = "Schemas"
     /// `max_message_bytes` — largest WebSocket message / HTTP body.
@@ -49,6 +55,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var drainTimeout: Duration = .seconds(10)
     /// `cors_origins` — browser origins allowed to call the HTTP API (`*` for any).
     public var corsOrigins: [String] = []
+    /// `trusted_proxies` — load balancers whose `X-Forwarded-For` names the client.
+    public var trustedProxies = TrustedProxies.none
     /// `basic_challenge` — send `WWW-Authenticate: Basic` with every 401, not only to requests
     /// that sent Basic (SPEC §6.4: off, so browsers are never prompted into ambient credentials).
     public var basicChallenge = false
@@ -69,6 +77,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     /// `tls_cert`, `tls_key` — PEM files: serve `https://` and `wss://` (both or neither).
     public var tlsCertificate: String?
     public var tlsKey: String?
+    /// `websocket_compression` — offer permessage-deflate (RFC 7692) to WebSocket clients that ask.
+    public var webSocketCompression = false
     /// `diagnostics_echo` — serve the WebSocket echo route `/diagnostics/echo` (conformance tests).
     public var diagnosticsEcho = false
     /// `assert_formats` — make JSON Schema `format` (date-time, uuid, email) a check, not an annotation.
@@ -182,6 +192,19 @@ extension GatewayConfiguration {
         Key(name: "data", summary: "data directory (default ./data)") { config, value throws(ConfigurationError) in
             config.dataDirectory = try value.string("data")
         },
+        Key(name: "store", summary: "PostgreSQL database several nodes share, postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require] (default none: the SQLite file in data)") {
+            config, value throws(ConfigurationError) in
+            let url = try value.string("store")
+            do throws(FlowError) {
+                try PostgresStore.check(url)
+            } catch {
+                throw ConfigurationError(key: "store", message: error.message)
+            }
+            config.store = url
+        },
+        Key(name: "store_max_connections", summary: "connections one node keeps to the store at most (default 20)") { config, value throws(ConfigurationError) in
+            config.storeMaxConnections = try value.integer("store_max_connections", in: 1...1000)
+        },
         Key(name: "endpoints", summary: "endpoint definitions folder (default ./Endpoints)") { config, value throws(ConfigurationError) in
             config.endpointsDirectory = try value.string("endpoints")
         },
@@ -227,6 +250,10 @@ extension GatewayConfiguration {
         Key(name: "cors_origins", summary: "origins allowed by CORS, comma-separated or a JSON list; * for any (default none)") { config, value throws(ConfigurationError) in
             config.corsOrigins = try value.list("cors_origins")
         },
+        Key(name: "trusted_proxies", summary: "addresses or CIDR ranges of load balancers whose X-Forwarded-For names the client, comma-separated or a JSON list (default none: the peer is the client)") {
+            config, value throws(ConfigurationError) in
+            config.trustedProxies = try TrustedProxies(try value.list("trusted_proxies"))
+        },
         Key(name: "basic_challenge", summary: "send WWW-Authenticate: Basic with every 401, not only to requests that sent Basic; makes browsers prompt (default false)") { config, value throws(ConfigurationError) in
             config.basicChallenge = try value.bool("basic_challenge")
         },
@@ -261,6 +288,9 @@ extension GatewayConfiguration {
         },
         Key(name: "dashboard", summary: "serve the dashboard at /dashboard/ (default true)") { config, value throws(ConfigurationError) in
             config.dashboard = try value.bool("dashboard")
+        },
+        Key(name: "websocket_compression", summary: "accept permessage-deflate (RFC 7692) from WebSocket clients that offer it (default false)") {
+            config, value throws(ConfigurationError) in config.webSocketCompression = try value.bool("websocket_compression")
         },
         Key(name: "diagnostics_echo", summary: "serve the WebSocket echo route /diagnostics/echo (default false)") { config, value throws(ConfigurationError) in
             config.diagnosticsEcho = try value.bool("diagnostics_echo")

@@ -45,7 +45,7 @@ struct HTTPTransport: RouterMiddleware {
 
         // A provider or upstream may take long: a client that hangs up cancels the call.
         let source = CallSource(
-            transport: .http, clientAddress: context.clientAddress, tasking: .shared(hangUp: ChannelHangUp(watch: self.hangUps, channel: context.channel))
+            transport: .http, clientAddress: self.configuration.trustedProxies.client(peer: context.clientAddress, headers: request.headers), tasking: .shared(hangUp: ChannelHangUp(watch: self.hangUps, channel: context.channel))
         )
         let decoded: DecodedCall
         // A request answered without its body being read closes its connection, so that the

@@ -22,13 +22,15 @@ struct WebSocketConnection {
     let handle: SocketHandle
     /// The socket as its calls' origin: its credential (a frame's own `token` wins), address, handle.
     let source: CallSource
-    let configuration: GatewayConfiguration
+    /// The three limits the read loop applies (not the whole configuration: every idle socket's
+    /// task frame holds a copy of this struct).
+    let limits: SocketLimits
     /// The namespace of `/ws/<namespace>`, used when a frame names none.
     let defaultNamespace: Namespace?
     let logger: Logger
 
     init(
-        dispatcher: Dispatcher, providers: ProviderHub, watches: WatchHub, handle: SocketHandle, configuration: GatewayConfiguration, defaultNamespace: Namespace?,
+        dispatcher: Dispatcher, providers: ProviderHub, watches: WatchHub, handle: SocketHandle, limits: SocketLimits, defaultNamespace: Namespace?,
         socketCredential: Credential?, clientAddress: String?, logger: Logger
     ) {
         self.dispatcher = dispatcher
@@ -37,15 +39,15 @@ struct WebSocketConnection {
         self.handle = handle
         // Each call runs in a task of its own (ConcurrentCalls), cancelled when the socket closes.
         self.source = CallSource(transport: .websocket, clientAddress: clientAddress, connection: handle, credential: socketCredential, tasking: .dedicated)
-        self.configuration = configuration
+        self.limits = limits
         self.defaultNamespace = defaultNamespace
         self.logger = logger
     }
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
-        var assembler = MessageAssembler(maxMessageBytes: self.configuration.maxMessageBytes)
+        var assembler = MessageAssembler(maxMessageBytes: self.limits.maxMessageBytes)
         var iterator = inbound.makeAsyncIterator()
-        let concurrent = ConcurrentCalls(limit: self.configuration.maxInFlightPerSocket)
+        let concurrent = ConcurrentCalls(limit: self.limits.maxInFlight)
         defer {
             // The client is gone: calls still running have nobody to answer, and whatever it
             // provided leaves now (its pending calls answer PROVIDER_UNAVAILABLE).
@@ -61,13 +63,19 @@ struct WebSocketConnection {
             case .incomplete:
                 continue
             case .close(let code, let reason):
-                self.logger.debug("closing WebSocket", metadata: ["flow.ws.close": "\(code)", "flow.ws.reason": "\(reason)"])
+                self.logClose(code, reason)
                 try? await outbound.close(code, reason: reason)
                 return
             case .message(let kind, let message):
                 await self.handle(kind, message, concurrent: concurrent)
             }
         }
+    }
+
+    /// Out of `run`, whose frame every idle socket holds: the metadata would grow it.
+    @inline(never)
+    private func logClose(_ code: WebSocketErrorCode, _ reason: String) {
+        self.logger.debug("closing WebSocket", metadata: ["flow.ws.close": "\(code)", "flow.ws.reason": "\(reason)", "flow.client": "\(self.source.clientAddress ?? "")"])
     }
 
     /// One whole message. Kept out of `run` so the frame of the read loop, which every idle
@@ -89,7 +97,7 @@ struct WebSocketConnection {
 
     /// Decodes a text message; nil for a provider frame, which goes to the provider hub.
     private func decode(_ message: ByteBuffer) -> DecodedCall? {
-        let maxDepth = self.configuration.maxJSONDepth
+        let maxDepth = self.limits.maxJSONDepth
         let decoded = message.withUnsafeReadableBytes { bytes -> Result<InboundFrame, EnvelopeDecodingError> in
             do throws(EnvelopeDecodingError) {
                 return .success(try Envelope.decodeFrame(bytes, maxDepth: maxDepth))
@@ -108,6 +116,19 @@ struct WebSocketConnection {
             if envelope.namespace == nil { envelope.namespace = self.defaultNamespace }
             return .call(CallRequest(envelope: envelope, origin: self.source.origin(token: envelope.token)))
         }
+    }
+}
+
+/// What a socket's read loop needs of the configuration.
+struct SocketLimits: Sendable {
+    let maxMessageBytes: Int
+    let maxInFlight: Int
+    let maxJSONDepth: Int
+
+    init(_ configuration: GatewayConfiguration) {
+        self.maxMessageBytes = configuration.maxMessageBytes
+        self.maxInFlight = configuration.maxInFlightPerSocket
+        self.maxJSONDepth = configuration.maxJSONDepth
     }
 }
 
@@ -150,7 +171,7 @@ struct SocketHandle: ConnectionHandle {
                 try await self.outbound.write(.custom(frame))
             }
         } catch {
-            self.logger.debug("could not write to the socket: closed")
+            self.logger.debug("could not write to the socket: closed", metadata: ["flow.connection": "\(self.id)"])
         }
     }
 }
@@ -158,10 +179,10 @@ struct SocketHandle: ConnectionHandle {
 /// The diagnostics echo route: the same frame handling and limits as `/ws`, echoing each
 /// message back. Off unless `diagnostics_echo` is set; used for WebSocket conformance tests.
 struct EchoConnection {
-    let configuration: GatewayConfiguration
+    let limits: SocketLimits
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
-        var assembler = MessageAssembler(maxMessageBytes: self.configuration.maxMessageBytes)
+        var assembler = MessageAssembler(maxMessageBytes: self.limits.maxMessageBytes)
         do {
             for try await frame in inbound {
                 switch assembler.append(opcode: .init(frame.opcode), data: frame.data, fin: frame.fin) {

@@ -7,25 +7,39 @@ import Logging
 import NIOWebSocket
 
 /// The WebSocket routes: `/ws`, `/ws/<namespace>`, and `/diagnostics/echo` when enabled.
-struct WebSocketRoutes {
+/// A class: every open socket's handler closure captures it, and a reference is 8 bytes where
+/// this struct with its configuration was ~700.
+final class WebSocketRoutes: Sendable {
     let dispatcher: Dispatcher
     let providers: ProviderHub
     let watches: WatchHub
     let connections: ConnectionRegistry
     let configuration: GatewayConfiguration
+    /// What each socket's read loop applies, taken from the configuration once.
+    let limits: SocketLimits
     let logger: Logger
+
+    init(dispatcher: Dispatcher, providers: ProviderHub, watches: WatchHub, connections: ConnectionRegistry, configuration: GatewayConfiguration, logger: Logger) {
+        self.dispatcher = dispatcher
+        self.providers = providers
+        self.watches = watches
+        self.connections = connections
+        self.configuration = configuration
+        self.limits = SocketLimits(configuration)
+        self.logger = logger
+    }
 
     func add(to router: Router<GatewayRequestContext>) {
         router.ws("/ws", shouldUpgrade: Self.shouldUpgrade) { inbound, outbound, context in
-            await self.serve(inbound, outbound, request: context.request, clientAddress: context.requestContext.clientAddress)
+            await self.serve(inbound, outbound, self.opening(context))
         }
         router.ws("/ws/**", shouldUpgrade: Self.shouldUpgrade) { inbound, outbound, context in
-            await self.serve(inbound, outbound, request: context.request, clientAddress: context.requestContext.clientAddress)
+            await self.serve(inbound, outbound, self.opening(context))
         }
         if self.configuration.diagnosticsEcho {
             router.ws("/diagnostics/echo", shouldUpgrade: Self.shouldUpgrade) { inbound, outbound, _ in
                 await self.withSlot(outbound, credential: nil) { _ in
-                    await EchoConnection(configuration: self.configuration).run(inbound: inbound, outbound: outbound)
+                    await EchoConnection(limits: self.limits).run(inbound: inbound, outbound: outbound)
                 }
             }
         }
@@ -64,17 +78,39 @@ struct WebSocketRoutes {
         return Namespace(text).map { .namespace($0) } ?? .invalid
     }
 
-    private func serve(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, request: Request, clientAddress: String?) async {
-        var defaultNamespace: Namespace?
-        if case .namespace(let namespace) = Self.pathNamespace(request) { defaultNamespace = namespace }
-        let credential = try? CredentialSources.credential(headers: request.headers, query: request.uri.queryParameters)
-        var logger = self.logger
-        if let clientAddress { logger[metadataKey: "flow.client"] = .string(clientAddress) }
-        await self.withSlot(outbound, credential: credential) { id in
+    /// What a socket keeps of its upgrade request, its client named as `trusted_proxies` says.
+    private func opening(_ context: WebSocketRouterContext<GatewayRequestContext>) -> Opening {
+        let client = self.configuration.trustedProxies.client(peer: context.requestContext.clientAddress, headers: context.request.headers)
+        return Opening(context.request, clientAddress: client)
+    }
+
+    /// What a socket keeps of its upgrade request (not the request itself, which the socket's
+    /// task frames would otherwise hold for the socket's life).
+    struct Opening {
+        let defaultNamespace: Namespace?
+        let credential: Credential?
+        let clientAddress: String?
+
+        init(_ request: Request, clientAddress: String?) {
+            if case .namespace(let namespace) = WebSocketRoutes.pathNamespace(request) {
+                self.defaultNamespace = namespace
+            } else {
+                self.defaultNamespace = nil
+            }
+            self.credential = try? CredentialSources.credential(headers: request.headers, query: request.uri.queryParameters)
+            self.clientAddress = clientAddress
+        }
+    }
+
+    private func serve(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, _ opening: Opening) async {
+        // The gateway's logger as it is (a copy with metadata would cost every idle socket its
+        // own storage); the two debug lines a socket writes name the client themselves.
+        let logger = self.logger
+        await self.withSlot(outbound, credential: opening.credential) { id in
             let connection = WebSocketConnection(
                 dispatcher: self.dispatcher, providers: self.providers, watches: self.watches, handle: SocketHandle(id: id, outbound: outbound, logger: logger),
-                configuration: self.configuration, defaultNamespace: defaultNamespace,
-                socketCredential: credential, clientAddress: clientAddress, logger: logger
+                limits: self.limits, defaultNamespace: opening.defaultNamespace,
+                socketCredential: opening.credential, clientAddress: opening.clientAddress, logger: logger
             )
             await connection.run(inbound: inbound, outbound: outbound)
         }

@@ -84,7 +84,7 @@ extension SQLiteStore: AuthStore {
             user.username = username
             try db.execute(
                 sql: "UPDATE auth_user SET password_hash = ?, roles = ?, disabled = ? WHERE username = ?",
-                arguments: [user.passwordHash, Self.encode(user.roles), user.disabled, username]
+                arguments: [user.passwordHash, NameList.encode(user.roles), user.disabled, username]
             )
             return user
         }
@@ -105,7 +105,7 @@ extension SQLiteStore: AuthStore {
         try await self.write { db in
             let inserted = try Row.fetchOne(
                 db, sql: "INSERT INTO auth_role (name, scopes, builtin) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING name",
-                arguments: [role.name, Self.encode(role.scopes), role.builtin]
+                arguments: [role.name, NameList.encode(role.scopes), role.builtin]
             )
             guard inserted != nil else { throw FlowError(.alreadyExists, "A role with that name already exists") }
         }
@@ -118,7 +118,7 @@ extension SQLiteStore: AuthStore {
             }
             var role = try change(Self.role(row))
             role.name = name
-            try db.execute(sql: "UPDATE auth_role SET scopes = ? WHERE name = ?", arguments: [Self.encode(role.scopes), name])
+            try db.execute(sql: "UPDATE auth_role SET scopes = ? WHERE name = ?", arguments: [NameList.encode(role.scopes), name])
             return role
         }
     }
@@ -133,7 +133,7 @@ extension SQLiteStore: AuthStore {
                 var user = Self.user(userRow)
                 guard user.roles.contains(name) else { continue }
                 user.roles.removeAll { $0 == name }
-                try db.execute(sql: "UPDATE auth_user SET roles = ? WHERE username = ?", arguments: [Self.encode(user.roles), user.username])
+                try db.execute(sql: "UPDATE auth_user SET roles = ? WHERE username = ?", arguments: [NameList.encode(user.roles), user.username])
             }
             return Self.role(row)
         }
@@ -165,7 +165,7 @@ extension SQLiteStore: AuthStore {
                 sql: "INSERT INTO auth_token (id, digest, kind, username, name, scopes, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 arguments: [
                     token.id, Data(token.digest), token.kind.rawValue, token.username, token.name,
-                    token.scopes.map(Self.encode), token.created, token.expires,
+                    token.scopes.map(NameList.encode), token.created, token.expires,
                 ]
             )
         }
@@ -190,20 +190,20 @@ extension SQLiteStore: AuthStore {
         let inserted = try Row.fetchOne(
             db,
             sql: "INSERT INTO auth_user (username, password_hash, roles, disabled, created) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING username",
-            arguments: [user.username, user.passwordHash, Self.encode(user.roles), user.disabled, user.created]
+            arguments: [user.username, user.passwordHash, NameList.encode(user.roles), user.disabled, user.created]
         )
         guard inserted != nil else { throw FlowError(.alreadyExists, "A user with that name already exists") }
     }
 
     private static func user(_ row: Row) -> UserRecord {
         UserRecord(
-            username: row["username"], passwordHash: row["password_hash"], roles: Self.decode(row["roles"]) ?? [],
+            username: row["username"], passwordHash: row["password_hash"], roles: NameList.decode(row["roles"]) ?? [],
             disabled: row["disabled"], created: row["created"]
         )
     }
 
     private static func role(_ row: Row) -> RoleRecord {
-        RoleRecord(name: row["name"], scopes: Self.decode(row["scopes"]) ?? [], builtin: row["builtin"])
+        RoleRecord(name: row["name"], scopes: NameList.decode(row["scopes"]) ?? [], builtin: row["builtin"])
     }
 
     private static func token(_ row: Row) -> TokenRecord {
@@ -211,17 +211,9 @@ extension SQLiteStore: AuthStore {
         let kind: String = row["kind"]
         return TokenRecord(
             id: row["id"], digest: Array(digest), kind: TokenRecord.Kind(rawValue: kind) ?? .personal, username: row["username"],
-            name: row["name"], scopes: Self.decode(row["scopes"]), created: row["created"], expires: row["expires"]
+            name: row["name"], scopes: NameList.decode(row["scopes"]), created: row["created"], expires: row["expires"]
         )
     }
-
-    /// A list of names as a JSON array text.
-    private static func encode(_ strings: [String]) -> String {
-        String(decoding: JSONValue.array(strings.map(JSONValue.string)).encoded(), as: UTF8.self)
-    }
-
-    private static func decode(_ text: String?) -> [String]? {
-        guard let text, case .array(let items)? = try? JSONValue(parsing: text) else { return nil }
-        return items.compactMap(\.stringValue)
-    }
 }
+
+extension SQLiteStore: GatewayStore {}

@@ -52,8 +52,9 @@ extension SQLiteStore {
             throw FlowError(.invalidRequest, "The snapshot file cannot be read")
         }
         let liveAuthVersion = try await self.authVersion()
-        let epoch = Self.newEpoch()
+        let epoch = FeedPosition.newEpoch()
         let live = self.writer
+        let declared = self.declared.withLock { $0 }
         let (summary, head) = try await Self.offPool { () throws -> (SnapshotSummary, Int64) in
             let snapshot = try Self.openChecked(work)
             defer { try? snapshot.close() }
@@ -64,6 +65,8 @@ extension SQLiteStore {
                 try db.execute(sql: "UPDATE change_log SET value = ? WHERE name = 'epoch'", arguments: [epoch])
                 // Past every version anyone has seen: the auth directories reload.
                 try db.execute(sql: "UPDATE auth_version SET value = max(value, ?) + 1 WHERE id = 1", arguments: [liveAuthVersion])
+                // The indexes today's definitions declare, not the snapshot's.
+                _ = try Self.applyIndexes(db, declared)
                 return try Self.head(db)
             }
             try Self.writeSnapshot(of: live, to: previous)

@@ -22,12 +22,7 @@ extension SQLiteStore: ChangeLog {
             CREATE INDEX change_by_collection ON change (collection, position);
             CREATE TABLE change_log (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
             """)
-        try db.execute(sql: "INSERT INTO change_log (name, value) VALUES ('epoch', ?), ('pruned', '0')", arguments: [Self.newEpoch()])
-    }
-
-    /// A fresh epoch: 64 random bits in base 36.
-    static func newEpoch() -> String {
-        String(UInt64.random(in: 1 << 40...UInt64.max), radix: 36)
+        try db.execute(sql: "INSERT INTO change_log (name, value) VALUES ('epoch', ?), ('pruned', '0')", arguments: [FeedPosition.newEpoch()])
     }
 
     static func readEpoch(_ db: Database) throws -> String {

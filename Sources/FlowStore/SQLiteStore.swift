@@ -20,6 +20,10 @@ public final class SQLiteStore: CollectionStore {
     public let path: String?
     /// Where write latency is recorded (SPEC §10).
     let metrics: GatewayMetrics
+    /// Collection writes that arrive together commit together.
+    let groups: GroupCommit
+    /// The collections whose indexes were last declared, for a restore to apply again.
+    let declared = Locked<[CollectionSpec]>([])
     /// Where committed changes go (the change feed), set once at start.
     let commitReceiver = Locked<CommitReceiver?>(nil)
 
@@ -55,6 +59,7 @@ public final class SQLiteStore: CollectionStore {
         self.readers = readers
         self.path = path
         self.metrics = metrics
+        self.groups = GroupCommit(writer: writer, metrics: metrics)
         self.currentEpoch = Locked(try writer.read(Self.readEpoch))
     }
 
@@ -96,6 +101,13 @@ public final class SQLiteStore: CollectionStore {
             try db.execute(sql: "CREATE INDEX auth_token_by_user ON auth_token (username, kind, created)")
         }
         migrator.registerMigration("v5: change log", migrate: Self.createChangeLog)
+        // A LIST's `total` without counting the collection: kept by every insert and delete.
+        migrator.registerMigration("v6: collection counts") { db in
+            try db.execute(sql: """
+                CREATE TABLE collection_count (collection TEXT PRIMARY KEY, objects INTEGER NOT NULL) WITHOUT ROWID;
+                INSERT INTO collection_count (collection, objects) SELECT collection, count(*) FROM object GROUP BY collection;
+                """)
+        }
         return migrator
     }
 
@@ -141,19 +153,25 @@ public final class SQLiteStore: CollectionStore {
 
     // MARK: Writes
 
-    /// Runs `updates` in one write transaction, timed (`flowgate_store_write_duration_seconds`):
-    /// the wait for the writer, the statements and the commit.
+    /// Runs `updates` in one write transaction.
     func write<T: Sendable>(_ updates: @Sendable (Database) throws -> T) async throws -> T {
+        try await self.writer.write(updates)
+    }
+
+    /// Runs a collection write through the group commit, timed
+    /// (`flowgate_store_write_duration_seconds`): the wait for the writer, the statements and the
+    /// commit that carries it.
+    func groupWrite<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let started = ContinuousClock.now
         defer { self.metrics.storeWrite(.now - started) }
-        return try await self.writer.write(updates)
+        return try await self.groups.write(updates)
     }
 
     public func insert(_ collection: CollectionSpec, id: String, fields: JSONObject) async throws -> JSONObject {
-        let now = Self.timestamp()
-        let object = Self.stored(fields, id: id, created: now, updated: now, rev: Self.newRev())
-        let text = Self.text(object)
-        try await self.write { db in
+        let now = StoredObject.timestamp()
+        let object = StoredObject.make(fields, id: id, created: now, updated: now, rev: StoredObject.newRev())
+        let text = StoredObject.text(object)
+        try await self.groupWrite { db in
             let seq = try Self.nextSequence(db)
             // The primary key refuses a taken id; nothing else in the insert can conflict.
             let inserted = try Int64.fetchOne(
@@ -161,6 +179,7 @@ public final class SQLiteStore: CollectionStore {
                 arguments: [collection.name, id, seq, object["rev"]?.stringValue, text]
             )
             guard inserted != nil else { throw FlowError(.alreadyExists, "An object with that id already exists") }
+            try Self.count(db, collection.name, by: 1)
             try Self.index(db, collection, seq: seq, object: object, replacing: false)
             try self.logChange(db, collection.name, id: id, kind: .created, rev: object["rev"]?.stringValue ?? "", body: text)
         }
@@ -168,12 +187,12 @@ public final class SQLiteStore: CollectionStore {
     }
 
     public func replace(_ collection: CollectionSpec, id: String, expectedRev: String, fields: JSONObject) async throws -> JSONObject {
-        try await self.write { db in
+        try await self.groupWrite { db in
             let (current, previous) = try Self.current(db, collection.name, id, expectedRev: expectedRev)
-            let object = Self.stored(
-                fields, id: id, created: current["created"]?.stringValue ?? Self.timestamp(), updated: Self.timestamp(), rev: Self.newRev()
+            let object = StoredObject.make(
+                fields, id: id, created: current["created"]?.stringValue ?? StoredObject.timestamp(), updated: StoredObject.timestamp(), rev: StoredObject.newRev()
             )
-            let text = Self.text(object)
+            let text = StoredObject.text(object)
             let rev = object["rev"]?.stringValue ?? ""
             let seq = try Int64.fetchOne(
                 db.cachedStatement(sql: "UPDATE object SET rev = ?, body = ? WHERE collection = ? AND id = ? RETURNING seq"),
@@ -186,12 +205,13 @@ public final class SQLiteStore: CollectionStore {
     }
 
     public func delete(_ collection: CollectionSpec, id: String, expectedRev: String?) async throws -> JSONObject {
-        try await self.write { db in
+        try await self.groupWrite { db in
             let (current, text) = try Self.current(db, collection.name, id, expectedRev: expectedRev)
             let seq = try Int64.fetchOne(
                 db.cachedStatement(sql: "DELETE FROM object WHERE collection = ? AND id = ? RETURNING seq"), arguments: [collection.name, id]
             )
             try db.cachedStatement(sql: "DELETE FROM object_search WHERE rowid = ?").execute(arguments: [seq])
+            try Self.count(db, collection.name, by: -1)
             try self.logChange(db, collection.name, id: id, kind: .deleted, rev: current["rev"]?.stringValue ?? "", body: text)
             return current
         }
@@ -210,45 +230,24 @@ public final class SQLiteStore: CollectionStore {
         return (current, text)
     }
 
-    /// Server fields first (id, created, updated, rev), then the object's own fields.
-    static func stored(_ fields: JSONObject, id: String, created: String, updated: String, rev: String) -> JSONObject {
-        var object: JSONObject = ["id": .string(id), "created": .string(created), "updated": .string(updated), "rev": .string(rev)]
-        for (key, value) in fields where !ServerFields.all.contains(key) { object[key] = value }
-        return object
-    }
-
-    static func text(_ object: JSONObject) -> String {
-        String(decoding: JSONValue.object(object).encoded(), as: UTF8.self)
-    }
-
     static func nextSequence(_ db: Database) throws -> Int64 {
         try Int64.fetchOne(
             db.cachedStatement(sql: "INSERT INTO counter (name, value) VALUES ('object', 1) ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value")
         )!
     }
 
+    /// Keeps the collection's object count (`collection_count`) in step with an insert or delete.
+    static func count(_ db: Database, _ collection: String, by change: Int) throws {
+        try db.cachedStatement(
+            sql: "INSERT INTO collection_count (collection, objects) VALUES (?, ?) ON CONFLICT (collection) DO UPDATE SET objects = objects + excluded.objects"
+        ).execute(arguments: [collection, change])
+    }
+
     /// Mirrors the search fields' text into the FTS5 table, under the object's seq.
     static func index(_ db: Database, _ collection: CollectionSpec, seq: Int64, object: JSONObject, replacing: Bool) throws {
         guard !collection.searchFields.isEmpty else { return }
         if replacing { try db.cachedStatement(sql: "DELETE FROM object_search WHERE rowid = ?").execute(arguments: [seq]) }
-        let content = collection.searchFields.compactMap { object[$0].map(Self.searchText) }.joined(separator: " ")
+        let content = StoredObject.searchText(object, fields: collection.searchFields)
         try db.cachedStatement(sql: "INSERT INTO object_search (rowid, content) VALUES (?, ?)").execute(arguments: [seq, content])
-    }
-
-    static func searchText(_ value: JSONValue) -> String {
-        switch value {
-        case .string(let string): string
-        case .null: ""
-        case .array(let items): items.map(Self.searchText).joined(separator: " ")
-        default: value.description
-        }
-    }
-
-    static func timestamp() -> String {
-        Date.now.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-    }
-
-    static func newRev() -> String {
-        String(UInt64.random(in: 1 << 48..<1 << 52), radix: 36)
     }
 }

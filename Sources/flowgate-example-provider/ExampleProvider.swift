@@ -24,6 +24,9 @@ struct ExampleProvider: AsyncParsableCommand {
     @Option(help: "Sign in as this user; the password is read from FLOWGATE_PASSWORD. Without it, FLOWGATE_TOKEN is used.")
     var user: String?
 
+    @Option(help: "Calls the gateway may have in flight here at once (flowgate-bench raises it).")
+    var concurrency = 16
+
     func run() async throws {
         var logger = Logger(label: "scheduler")
         logger.logLevel = .info
@@ -40,7 +43,7 @@ struct ExampleProvider: AsyncParsableCommand {
         let queue = JobQueue()
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await client.run() }
-            let id = try await client.provide(ProvidedEndpoint(namespace: Namespace("scheduler/queue")!, concurrency: 16)) { call in
+            let id = try await client.provide(ProvidedEndpoint(namespace: Namespace("scheduler/queue")!, concurrency: self.concurrency)) { call in
                 try await queue.handle(call)
             }
             logger.info("serving scheduler/queue", metadata: ["flow.provider": .string(id)])

@@ -15,6 +15,7 @@ import Glibc
 /// while the daemon runs (it picks the change up within a second, SPEC §9.6).
 struct DatabaseOptions: ParsableArguments {
     @Option(help: "Data directory (default ./data, or FLOWGATE_DATA).") var data: String?
+    @Option(help: "PostgreSQL database the nodes share (or FLOWGATE_STORE); default: the SQLite file in --data.") var store: String?
     @Option(help: "JSON config file (or FLOWGATE_CONFIG).") var config: String?
 
     /// The configuration as the daemon would read it (flags > environment > file).
@@ -22,27 +23,45 @@ struct DatabaseOptions: ParsableArguments {
         let environment = ProcessInfo.processInfo.environment
         var flags: [String: String] = [:]
         flags["data"] = self.data
+        flags["store"] = self.store
         return try GatewayConfiguration.load(
             flags: flags, environment: environment,
             file: try self.config.map(Serve.readConfigFile) ?? environment["FLOWGATE_CONFIG"].map(Serve.readConfigFile)
         )
     }
 
-    /// The daemon's database, created (and migrated) if it is not there yet.
-    func openStore(_ configuration: GatewayConfiguration) throws -> SQLiteStore {
+    /// The daemon's SQLite database, created (and migrated) if it is not there yet; backup and
+    /// restore work on it alone (PostgreSQL has pg_dump).
+    func openSQLite(_ configuration: GatewayConfiguration) throws -> SQLiteStore {
+        try Self.requireSQLite(configuration)
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         return try SQLiteStore(path: Gateway.databasePath(dataDirectory: configuration.dataDirectory))
     }
 
-    /// The auth service over the daemon's database, with the built-in roles present.
-    func openAuth() async throws -> AuthService {
+    /// Refuses a configuration whose store is PostgreSQL.
+    static func requireSQLite(_ configuration: GatewayConfiguration) throws {
+        guard configuration.store == nil else {
+            throw ValidationError("the store is PostgreSQL (configuration key 'store'): back it up and restore it with pg_dump and pg_restore")
+        }
+    }
+
+    /// Runs `body` with the auth service over the daemon's store (the SQLite file, or the
+    /// PostgreSQL database), with the built-in roles present.
+    func withAuth<T>(_ body: (AuthService) async throws -> T) async throws -> T {
         let configuration = try self.configuration()
-        let store = try self.openStore(configuration)
         var logger = Logger(label: "flowgate", factory: { EscapingLogHandler(StreamLogHandler.standardError(label: $0)) })  // stdout carries the results
         logger.logLevel = .notice
-        let auth = AuthService(store: store, configuration: configuration.auth, logger: logger)
-        try await auth.ensureBuiltinRoles()
-        return auth
+        let opened = try await DaemonStore.open(configuration, logger: logger)
+        do {
+            let auth = AuthService(store: opened.store, configuration: configuration.auth, logger: logger)
+            try await auth.ensureBuiltinRoles()
+            let result = try await body(auth)
+            await opened.close()
+            return result
+        } catch {
+            await opened.close()
+            throw error
+        }
     }
 }
 
@@ -59,8 +78,9 @@ struct User: AsyncParsableCommand {
 
         func run() async throws {
             let password = try readPassword(fromStdin: self.passwordStdin)
-            let auth = try await self.database.openAuth()
-            try await reportingFailure { _ = try await auth.createUser(username: self.username, password: password, roles: self.roles) }
+            try await self.database.withAuth { auth in
+                try await reportingFailure { _ = try await auth.createUser(username: self.username, password: password, roles: self.roles) }
+            }
             print("user \(self.username) added")
         }
     }
@@ -73,8 +93,9 @@ struct User: AsyncParsableCommand {
 
         func run() async throws {
             let password = try readPassword(fromStdin: self.passwordStdin)
-            let auth = try await self.database.openAuth()
-            try await reportingFailure { try await auth.setPassword(username: self.username, password: password) }
+            try await self.database.withAuth { auth in
+                try await reportingFailure { try await auth.setPassword(username: self.username, password: password) }
+            }
             print("password of \(self.username) changed")
         }
     }
@@ -100,9 +121,10 @@ struct Token: AsyncParsableCommand {
                 guard let date = try? Date.ISO8601FormatStyle().parse(expires) else { throw ValidationError("--expires must be an RFC 3339 time") }
                 expiry = date.timeIntervalSince1970
             }
-            let auth = try await self.database.openAuth()
-            let token = try await reportingFailure {
-                try await auth.createToken(username: self.username, name: self.name, expires: expiry, scopes: self.scopes.isEmpty ? nil : self.scopes)
+            let token = try await self.database.withAuth { auth in
+                try await reportingFailure {
+                    try await auth.createToken(username: self.username, name: self.name, expires: expiry, scopes: self.scopes.isEmpty ? nil : self.scopes)
+                }
             }
             FileHandle.standardError.write(Data("token id \(token.record.id) (revoke with: flowgate token revoke \(token.record.id))\n".utf8))
             print(token.value)
@@ -115,8 +137,9 @@ struct Token: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
-            let auth = try await self.database.openAuth()
-            let token = try await reportingFailure { try await auth.revokeToken(id: self.id, by: nil) }
+            let token = try await self.database.withAuth { auth in
+                try await reportingFailure { try await auth.revokeToken(id: self.id, by: nil) }
+            }
             print("token \(token.id) of \(token.username) revoked")
         }
     }

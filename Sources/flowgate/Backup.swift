@@ -12,12 +12,13 @@ struct Backup: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try self.database.configuration()
+        try DatabaseOptions.requireSQLite(configuration)
         let path = Gateway.databasePath(dataDirectory: configuration.dataDirectory)
         guard FileManager.default.fileExists(atPath: path) else {
             FileHandle.standardError.write(Data("error: no database at \(path)\n".utf8))
             throw ExitCode(1)
         }
-        let store = try self.database.openStore(configuration)
+        let store = try self.database.openSQLite(configuration)
         try await store.backup(to: self.file)
         let summary = try SQLiteStore.checkSnapshot(at: self.file)
         print("snapshot written to \(self.file): \(summary.objects) objects, \(summary.users) users, \(summary.tokens) tokens")
@@ -36,9 +37,10 @@ struct Restore: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try self.database.configuration()
+        try DatabaseOptions.requireSQLite(configuration)
         // Checked before the database is even opened: a bad file changes nothing.
         _ = try await reportingFailure { try SQLiteStore.checkSnapshot(at: self.file) }
-        let store = try self.database.openStore(configuration)
+        let store = try self.database.openSQLite(configuration)
         let previous = Gateway.previousDatabasePath(dataDirectory: configuration.dataDirectory)
         let result = try await reportingFailure {
             try await store.restore(

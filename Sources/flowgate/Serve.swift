@@ -17,6 +17,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address to bind (default 127.0.0.1).") var host: String?
     @Option(help: "TCP port (default 8080; 0 picks a free one).") var port: String?
     @Option(help: "Data directory (default ./data).") var data: String?
+    @Option(help: "PostgreSQL database several nodes share, postgres://user[:password]@host[:port]/database (default: the SQLite file in --data).") var store: String?
     @Option(help: "Endpoint definitions folder (default ./Endpoints).") var endpoints: String?
     @Option(help: "JSON Schema folder (default ./Schemas).") var schemas: String?
     @Option(help: "JSON config file.") var config: String?
@@ -25,6 +26,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "PEM certificate chain: serve https:// and wss:// (SIGHUP reloads it).") var tlsCert: String?
     @Option(help: "PEM private key of --tls-cert.") var tlsKey: String?
     @Flag(help: "Serve the WebSocket echo route /diagnostics/echo (conformance tests).") var diagnosticsEcho = false
+    @Flag(help: "Accept permessage-deflate from WebSocket clients that offer it.") var websocketCompression = false
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -73,6 +75,7 @@ struct Serve: AsyncParsableCommand {
         flags["host"] = self.host
         flags["port"] = self.port
         flags["data"] = self.data
+        flags["store"] = self.store
         flags["endpoints"] = self.endpoints
         flags["schemas"] = self.schemas
         flags["max_message_bytes"] = self.maxMessageBytes
@@ -80,6 +83,7 @@ struct Serve: AsyncParsableCommand {
         flags["tls_cert"] = self.tlsCert
         flags["tls_key"] = self.tlsKey
         if self.diagnosticsEcho { flags["diagnostics_echo"] = "true" }
+        if self.websocketCompression { flags["websocket_compression"] = "true" }
         return flags
     }
 

@@ -241,7 +241,7 @@ struct BackupTests {
         let folder = daemon.folder
         defer { try? FileManager.default.removeItem(at: folder) }
         let kept = try await Self.createDevice(daemon, "kept")
-        let (backedUp, out, err) = try CommandLineAuthTests.flowgate(["backup", "snap.sqlite"], in: folder)
+        let (backedUp, out, err) = try await CommandLineAuthTests.flowgate(["backup", "snap.sqlite"], in: folder)
         #expect(backedUp == 0, "\(err)")
         #expect(out.contains("1 objects"), "\(out)")
         let later = try await Self.createDevice(daemon, "later")
@@ -251,11 +251,11 @@ struct BackupTests {
 
         // A bad file changes nothing and says why.
         try Data("not a database".utf8).write(to: folder.appendingPathComponent("junk.sqlite"))
-        let (refused, _, refusal) = try CommandLineAuthTests.flowgate(["restore", "junk.sqlite"], in: folder)
+        let (refused, _, refusal) = try await CommandLineAuthTests.flowgate(["restore", "junk.sqlite"], in: folder)
         #expect(refused != 0)
         #expect(refusal.contains("error: The snapshot"), "\(refusal)")
 
-        let (restored, summary, restoreErr) = try CommandLineAuthTests.flowgate(["restore", "snap.sqlite"], in: folder)
+        let (restored, summary, restoreErr) = try await CommandLineAuthTests.flowgate(["restore", "snap.sqlite"], in: folder)
         #expect(restored == 0, "\(restoreErr)")
         #expect(summary.contains("restored 1 objects"), "\(summary)")
         let data = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("data").path)

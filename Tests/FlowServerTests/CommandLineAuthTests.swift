@@ -12,7 +12,17 @@ struct CommandLineAuthTests {
     static let profile = "/api/auth/auth/session/current"
 
     /// Runs `flowgate <arguments>` in `folder` with `input` on standard input: (status, stdout, stderr).
-    static func flowgate(_ arguments: [String], in folder: URL, input: String? = nil) throws -> (Int32, String, String) {
+    /// On a thread of its own: waiting for a process must not hold a thread of the cooperative
+    /// pool (with two cores, two such waits and a test that waits for async work deadlocked the run).
+    static func flowgate(_ arguments: [String], in folder: URL, input: String? = nil) async throws -> (Int32, String, String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try Self.flowgateBlocking(arguments, in: folder, input: input) })
+            }
+        }
+    }
+
+    private static func flowgateBlocking(_ arguments: [String], in folder: URL, input: String? = nil) throws -> (Int32, String, String) {
         let process = Process()
         process.executableURL = try DaemonProcess.binary()
         process.arguments = arguments
@@ -50,12 +60,12 @@ struct CommandLineAuthTests {
         defer { daemon.cleanUp() }
         let folder = daemon.folder
 
-        let (added, _, addLog) = try Self.flowgate(["user", "add", "carol", "--role", "reader", "--password-stdin"], in: folder, input: "carol-password\n")
+        let (added, _, addLog) = try await Self.flowgate(["user", "add", "carol", "--role", "reader", "--password-stdin"], in: folder, input: "carol-password\n")
         #expect(added == 0, "\(addLog)")
         let carol: HTTPFields = [.authorization: "Basic " + Data("carol:carol-password".utf8).base64EncodedString()]
         #expect(try await Self.eventually(within: 1.5) { try await daemon.http(Self.profile, headers: carol).head.status == .ok })
 
-        let (created, token, createLog) = try Self.flowgate(["token", "create", "carol", "--name", "cli", "--scope", "inventory/*:LIST"], in: folder)
+        let (created, token, createLog) = try await Self.flowgate(["token", "create", "carol", "--name", "cli", "--scope", "inventory/*:LIST"], in: folder)
         #expect(created == 0, "\(createLog)")
         let value = token.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(value.hasPrefix("fgpat_"))
@@ -64,21 +74,21 @@ struct CommandLineAuthTests {
         let bearer: HTTPFields = [.authorization: "Bearer \(value)"]
         #expect(try await Self.eventually(within: 1.5) { try await daemon.http(Self.profile, headers: bearer).head.status == .ok })
 
-        let (revoked, _, revokeLog) = try Self.flowgate(["token", "revoke", id], in: folder)
+        let (revoked, _, revokeLog) = try await Self.flowgate(["token", "revoke", id], in: folder)
         #expect(revoked == 0, "\(revokeLog)")
         #expect(try await Self.eventually(within: 1.0) {
             try await daemon.http(Self.profile, headers: bearer).head.status == .unauthorized
         })
 
-        let (changed, _, _) = try Self.flowgate(["user", "passwd", "carol", "--password-stdin"], in: folder, input: "carol-new-password\n")
+        let (changed, _, _) = try await Self.flowgate(["user", "passwd", "carol", "--password-stdin"], in: folder, input: "carol-new-password\n")
         #expect(changed == 0)
         #expect(try await Self.eventually(within: 1.0) {
             try await daemon.http(Self.profile, headers: carol).head.status == .unauthorized
         })
 
-        let (widened, _, wideLog) = try Self.flowgate(["token", "create", "carol", "--scope", "*:CREATE"], in: folder)
+        let (widened, _, wideLog) = try await Self.flowgate(["token", "create", "carol", "--scope", "*:CREATE"], in: folder)
         #expect(widened == 1 && wideLog.contains("error:"))
-        let (unknown, _, _) = try Self.flowgate(["token", "revoke", "no-such-id"], in: folder)
+        let (unknown, _, _) = try await Self.flowgate(["token", "revoke", "no-such-id"], in: folder)
         #expect(unknown == 1)
     }
 }

@@ -74,6 +74,15 @@ import Testing
             #expect(error.description == "configuration key 'prot' is not a configuration key")
         }
         #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: [:], environment: [:], file: ["port": "8080"]) }
+        // A store URL that is not one names the key and never repeats the URL (it may hold a password).
+        for store in ["mysql://u:secret@host/db", "postgres://host/db", "postgres://u:secret@host/db?sslmode=sometimes"] {
+            do {
+                _ = try GatewayConfiguration.load(flags: ["store": store], environment: [:], file: nil)
+                Issue.record("accepted \(store)")
+            } catch {
+                #expect(error.key == "store" && !error.description.contains("secret"), "\(error)")
+            }
+        }
         #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: [:], environment: [:], file: ["log_level": "loud"]) }
         #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: [:], environment: [:], file: [1, 2]) }
     }

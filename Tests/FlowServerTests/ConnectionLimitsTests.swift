@@ -45,6 +45,15 @@ struct ConnectionLimitsTests {
         configuration.maxConnections = 4
     }
 
+    /// What an idle socket's task frames hold across the read loop's `await` is paid once per
+    /// socket (SPEC §11's memory bound; flowgate-bench `--only memory` measures the whole). The
+    /// configuration (hundreds of bytes) crept into these once and cost 3 KiB a socket.
+    @Test func aSocketsReadLoopHoldsLittle() {
+        #expect(MemoryLayout<WebSocketRoutes>.size == MemoryLayout<AnyObject>.size, "the routes are captured by every socket's handler: a reference")
+        #expect(MemoryLayout<WebSocketConnection>.size <= 320, "\(MemoryLayout<WebSocketConnection>.size) bytes: keep the configuration out")
+        #expect(MemoryLayout<WebSocketRoutes.Opening>.size <= 96, "what a socket keeps of its upgrade request")
+    }
+
     @Test func slowHeadsIdleConnectionsAndLargeHeadsAreClosed() async throws {
         try await LiveGateway.run(configure: Self.configure) { live in
             let partial = try await RawSocket.connect(port: live.port)

@@ -20,11 +20,13 @@ final class DaemonProcess: LoopbackClient, Sendable {
 
     /// Starts `flowgate serve --port 0 <arguments>` and waits until it listens.
     /// `environment` adds to (or overrides) the test defaults: the first admin's password, a cheap bcrypt.
-    static func start(_ arguments: [String] = [], in existing: URL? = nil, environment extra: [String: String] = [:]) async throws -> DaemonProcess {
+    static func start(
+        _ arguments: [String] = [], in existing: URL? = nil, environment extra: [String: String] = [:], executable: URL? = nil
+    ) async throws -> DaemonProcess {
         let folder = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let process = Process()
-        process.executableURL = try Self.binary()
+        process.executableURL = try executable ?? Self.binary()
         process.arguments = ["serve", "--port", "0"] + arguments
         process.currentDirectoryURL = folder
         var environment = ProcessInfo.processInfo.environment
@@ -98,13 +100,24 @@ final class DaemonProcess: LoopbackClient, Sendable {
     }
 
     /// Runs `flowgate <arguments>` to completion: (exit status, standard output + error).
-    static func run(_ arguments: [String]) throws -> (Int32, String) {
-        try Self.runTool(try Self.binary(), arguments)
+    static func run(_ arguments: [String]) async throws -> (Int32, String) {
+        try await Self.runTool(try Self.binary(), arguments)
     }
 
     /// Runs any program to completion: (exit status, standard output + error).
     /// It runs in a temporary folder, so tools that leave caches behind leave them there.
-    static func runTool(_ executable: URL, _ arguments: [String], environment extra: [String: String] = [:]) throws -> (Int32, String) {
+    /// ``runTool(_:_:environment:)`` on a thread of its own: a tool that talks to an in-process
+    /// gateway must not block a cooperative thread the gateway needs (two such tests at once on
+    /// 2 cores left the gateway no thread to answer with).
+    static func runTool(_ executable: URL, _ arguments: [String], environment extra: [String: String] = [:]) async throws -> (Int32, String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try Self.runToolBlocking(executable, arguments, environment: extra) })
+            }
+        }
+    }
+
+    static func runToolBlocking(_ executable: URL, _ arguments: [String], environment extra: [String: String] = [:]) throws -> (Int32, String) {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-tool-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -127,6 +140,19 @@ final class DaemonProcess: LoopbackClient, Sendable {
     }
 
     /// The `flowgate` executable built next to this test bundle.
+    /// The release build `.ci/run` (the README's test command) makes before the tests, for what a
+    /// debug build is too slow to drive: `swift build -c release --product flowgate --scratch-path .build-release`.
+    static func releaseBinary() throws -> URL {
+        let binary = LiveGateway.repository.appendingPathComponent(".build-release/release/flowgate")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [
+                NSFilePathErrorKey: binary.path,
+                NSLocalizedDescriptionKey: "no release build: swift build -c release --product flowgate --scratch-path .build-release",
+            ])
+        }
+        return binary
+    }
+
     static func binary() throws -> URL {
         let candidates = [
             URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("flowgate"),

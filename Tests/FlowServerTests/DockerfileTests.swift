@@ -67,10 +67,10 @@ import Testing
     /// binary needs comes from the runtime image: its base (ubuntu:24.04 has libc6, libgcc-s1,
     /// libstdc++6 and zlib1g) or the packages its stage installs. The debug binary `swift test`
     /// built links the same system libraries as the release one.
-    @Test func theRuntimeImageHasEveryLibraryTheBinaryLinks() throws {
+    @Test func theRuntimeImageHasEveryLibraryTheBinaryLinks() async throws {
         let release = Self.root.appendingPathComponent(".build/release/flowgate")
         let binary = FileManager.default.fileExists(atPath: release.path) ? release : try DaemonProcess.binary()
-        let (status, output) = try DaemonProcess.runTool(URL(fileURLWithPath: "/usr/bin/ldd"), [binary.path])
+        let (status, output) = try await DaemonProcess.runTool(URL(fileURLWithPath: "/usr/bin/ldd"), [binary.path])
         #expect(status == 0)
         let packages: [String: String] = [
             "libc.so.6": "libc6", "libm.so.6": "libc6", "ld-linux-x86-64.so.2": "libc6", "linux-vdso.so.1": "libc6",

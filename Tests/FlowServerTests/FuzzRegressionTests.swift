@@ -25,7 +25,7 @@ import Testing
         // On a thread of its own, as under libFuzzer: a harness may wait for async work, which
         // must not hold a thread of the cooperative pool while it does.
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            Thread.detachNewThread {
                 for input in inputs { run(input) }
                 continuation.resume()
             }

@@ -29,11 +29,14 @@ struct HostileInputTests {
     }
 
     /// The daemon still serves: an authenticated call answers within a second, and it runs.
+    /// The bound is a stall detector, not a speed check: the hostile inputs here would hold the
+    /// daemon for far longer if they stalled it, and a debug daemon on a loaded 2-core CI machine
+    /// (every suite, the Autobahn run and the test PostgreSQL at once) once took over a second.
     static func stillServes(_ daemon: DaemonProcess, sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        let answered = try await Self.within(TestTime.bound(.seconds(1))) {
+        let answered = try await Self.within(TestTime.bound(.seconds(3))) {
             try await daemon.http("/api/system/system/endpoints/").envelope().success
         }
-        #expect(answered == true, "an ordinary call did not answer within a second", sourceLocation: sourceLocation)
+        #expect(answered == true, "an ordinary call did not answer within 3 seconds", sourceLocation: sourceLocation)
         #expect(daemon.process.isRunning, sourceLocation: sourceLocation)
     }
 
@@ -65,7 +68,7 @@ struct HostileInputTests {
         try Data(#"{"namespace":"shop/loop","schema":"loop.schema.json","methods":["LIST","CREATE"]}"#.utf8).write(to: endpoints.appendingPathComponent("loop.json"))
         try Data(##"{"$defs":{"a":{"anyOf":[{"$ref":"#/$defs/b"}]},"b":{"allOf":[{"$ref":"#/$defs/a"}]}},"$ref":"#/$defs/a"}"##.utf8)
             .write(to: schemas.appendingPathComponent("loop.schema.json"))
-        let (status, output) = try DaemonProcess.run(["check", "--endpoints", endpoints.path, "--schemas", schemas.path])
+        let (status, output) = try await DaemonProcess.run(["check", "--endpoints", endpoints.path, "--schemas", schemas.path])
         #expect(status != 0)
         #expect(output.contains("Schemas/loop.schema.json") && output.contains("/$defs/a/anyOf/0/$ref"), "\(output)")
         await #expect(throws: DaemonProcess.StartFailed.self) { try await Self.daemon(endpoints: endpoints, schemas: schemas).cleanUp() }
@@ -260,7 +263,7 @@ struct HostileInputTests {
             db.execute("INSERT OR REPLACE INTO counter (name, value) VALUES ('object', 200001)")
             db.commit()
             """
-        let (status, output) = try DaemonProcess.runTool(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, folder.appendingPathComponent("data/flowgate.sqlite").path])
+        let (status, output) = try await DaemonProcess.runTool(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, folder.appendingPathComponent("data/flowgate.sqlite").path])
         try #require(status == 0, "\(output)")
         let daemon = try await Self.daemon(["FLOWGATE_CALL_TIMEOUT_MS": "100"], in: folder)
         defer { daemon.cleanUp() }

@@ -1,6 +1,7 @@
 import FlowCore
 import FlowProtocol
 import FlowServer
+import FlowStoreTestSupport
 import FlowTestSupport
 import Foundation
 import HTTPTypes
@@ -46,169 +47,181 @@ struct LiveDataTests {
 
     // MARK: List, then watch since
 
-    @Test func listThenWatchSinceMissesNothingAndRepeatsNothingWhileOthersWrite() async throws {
-        let daemon = try await Self.daemon()
-        defer { daemon.cleanUp() }
-        let total = 300
-        async let writing = Self.write(daemon, prefix: "c", count: total)
-        // List while the writer is under way, then watch since the listing's position.
-        var listed: [String] = []
-        var position = ""
-        while listed.count < 20 {
-            let page = try await daemon.http("/api/inventory/inventory/device/?parameters=%7B%22limit%22:1000%7D").envelope()
-            listed = page.data?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []
-            position = page.paging?["position"]?.stringValue ?? ""
-        }
-        #expect(listed.count < total, "the listing came before the writer finished")
-        let events = Locked<[JSONObject]>([])
-        let expected = total - listed.count
-        let since = position
-        try await daemon.webSocket { socket in
-            try await socket.send(Self.watch(["since": .string(since)]))
-            let created = try await socket.receiveObject()
-            #expect(created["success"] == true, "\(created)")
-            while events.withLock({ $0.count }) < expected {
-                let event = try await socket.receiveObject()
-                events.withLock { $0.append(event) }
+    @Test(arguments: StoreKind.allCases) func listThenWatchSinceMissesNothingAndRepeatsNothingWhileOthersWrite(_ kind: StoreKind) async throws {
+        try await kind.withDaemonEnvironment { store in
+            let daemon = try await Self.daemon(store)
+            defer { daemon.cleanUp() }
+            let total = 300
+            async let writing = Self.write(daemon, prefix: "c", count: total)
+            // List while the writer is under way, then watch since the listing's position.
+            var listed: [String] = []
+            var position = ""
+            while listed.count < 20 {
+                let page = try await daemon.http("/api/inventory/inventory/device/?parameters=%7B%22limit%22:1000%7D").envelope()
+                listed = page.data?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []
+                position = page.paging?["position"]?.stringValue ?? ""
             }
-            // Nothing more: the next event is a marker written now.
-            try await socket.send(Self.device("marker"))
-            let next = try await socket.receiveObjects(2)
-            #expect(next.contains { $0["event"] == "created" && $0["objectid"] == "marker" })
+            #expect(listed.count < total, "the listing came before the writer finished")
+            let events = Locked<[JSONObject]>([])
+            let expected = total - listed.count
+            let since = position
+            try await daemon.webSocket { socket in
+                try await socket.send(Self.watch(["since": .string(since)]))
+                let created = try await socket.receiveObject()
+                #expect(created["success"] == true, "\(created)")
+                while events.withLock({ $0.count }) < expected {
+                    let event = try await socket.receiveObject()
+                    events.withLock { $0.append(event) }
+                }
+                // Nothing more: the next event is a marker written now.
+                try await socket.send(Self.device("marker"))
+                let next = try await socket.receiveObjects(2)
+                #expect(next.contains { $0["event"] == "created" && $0["objectid"] == "marker" })
+            }
+            let written = try await writing
+            #expect(written.count == total)
+            let delivered = events.withLock { $0 }
+            let ids = delivered.compactMap { $0["objectid"]?.stringValue }
+            #expect(Set(ids).isDisjoint(with: listed), "nothing the listing already held")
+            #expect(Set(ids).union(listed) == Set(written), "every write after the listing")
+            #expect(ids.count == Set(ids).count, "each once")
+            let sequences = delivered.compactMap { $0["position"]?.stringValue.flatMap(Self.sequence) }
+            #expect(sequences == sequences.sorted() && sequences.count == delivered.count, "in commit order")
+            #expect(ids == written.filter { !listed.contains($0) }, "in the writer's order")
         }
-        let written = try await writing
-        #expect(written.count == total)
-        let delivered = events.withLock { $0 }
-        let ids = delivered.compactMap { $0["objectid"]?.stringValue }
-        #expect(Set(ids).isDisjoint(with: listed), "nothing the listing already held")
-        #expect(Set(ids).union(listed) == Set(written), "every write after the listing")
-        #expect(ids.count == Set(ids).count, "each once")
-        let sequences = delivered.compactMap { $0["position"]?.stringValue.flatMap(Self.sequence) }
-        #expect(sequences == sequences.sorted() && sequences.count == delivered.count, "in commit order")
-        #expect(ids == written.filter { !listed.contains($0) }, "in the writer's order")
     }
 
     // MARK: Resume
 
-    @Test func aWatchResumesAfterItsSocketIsCut() async throws {
-        let daemon = try await Self.daemon()
-        defer { daemon.cleanUp() }
-        let last = Locked<String?>(nil)
-        try await daemon.webSocket { socket in
-            try await socket.send(Self.watch([:]))
-            #expect(try await socket.receiveObject()["success"] == true)
-            _ = try await Self.write(daemon, prefix: "a", count: 5)
-            let events = try await socket.receiveObjects(5)
-            last.withLock { $0 = events.last?["position"]?.stringValue }
-        }
-        // Written while nobody watches.
-        let missed = try await Self.write(daemon, prefix: "b", count: 20)
-        let since = try #require(last.withLock { $0 })
-        try await daemon.webSocket { socket in
-            try await socket.send(Self.watch(["since": .string(since)]))
-            #expect(try await socket.receiveObject()["success"] == true)
-            let events = try await socket.receiveObjects(20)
-            #expect(events.compactMap { $0["objectid"]?.stringValue } == missed)
-        }
-    }
-
-    @Test func everyAcknowledgedWriteIsDeliveredAfterAKillAndRestart() async throws {
-        let first = try await Self.daemon()
-        let folder = first.folder
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let since = Locked<String?>(nil)
-        try await first.webSocket { socket in
-            try await socket.send(Self.watch([:]))
-            #expect(try await socket.receiveObject()["success"] == true)
-            _ = try await Self.write(first, prefix: "seen", count: 3)
-            let events = try await socket.receiveObjects(3)
-            since.withLock { $0 = events.last?["position"]?.stringValue }
-        }
-        let acknowledged = try await Self.write(first, prefix: "unseen", count: 30)
-        first.signal(SIGKILL)
-        _ = try await first.waitForExit()
-
-        let second = try await Self.daemon(in: folder)
-        defer { second.cleanUp() }
-        try await second.webSocket { socket in
-            try await socket.send(Self.watch(["since": .string(try #require(since.withLock { $0 }))]))
-            #expect(try await socket.receiveObject()["success"] == true)
-            let events = try await socket.receiveObjects(30)
-            #expect(events.compactMap { $0["objectid"]?.stringValue } == acknowledged)
+    @Test(arguments: StoreKind.allCases) func aWatchResumesAfterItsSocketIsCut(_ kind: StoreKind) async throws {
+        try await kind.withDaemonEnvironment { store in
+            let daemon = try await Self.daemon(store)
+            defer { daemon.cleanUp() }
+            let last = Locked<String?>(nil)
+            try await daemon.webSocket { socket in
+                try await socket.send(Self.watch([:]))
+                #expect(try await socket.receiveObject()["success"] == true)
+                _ = try await Self.write(daemon, prefix: "a", count: 5)
+                let events = try await socket.receiveObjects(5)
+                last.withLock { $0 = events.last?["position"]?.stringValue }
+            }
+            // Written while nobody watches.
+            let missed = try await Self.write(daemon, prefix: "b", count: 20)
+            let since = try #require(last.withLock { $0 })
+            try await daemon.webSocket { socket in
+                try await socket.send(Self.watch(["since": .string(since)]))
+                #expect(try await socket.receiveObject()["success"] == true)
+                let events = try await socket.receiveObjects(20)
+                #expect(events.compactMap { $0["objectid"]?.stringValue } == missed)
+            }
         }
     }
 
-    @Test func positionsTheLogNoLongerHoldsAreCursorExpired() async throws {
-        let daemon = try await Self.daemon(["FLOWGATE_CHANGE_LOG_MAX_CHANGES": "10"])
-        defer { daemon.cleanUp() }
-        let early = try await daemon.http("/api/inventory/inventory/device/").envelope().paging?["position"]?.stringValue
-        _ = try await Self.write(daemon, prefix: "r", count: 15)
-        let recent = try await daemon.http("/api/inventory/inventory/device/").envelope().paging?["position"]?.stringValue
-        try await daemon.webSocket { socket in
-            try await socket.send(Self.watch(["since": .string(try #require(early))]))
-            let expired = try await socket.receive()
-            #expect(expired.errorcode == .cursorExpired, "\(expired)")
-            // A position from another database (another epoch).
-            try await socket.send(Self.watch(["since": "0000.3"]))
-            #expect(try await socket.receive().errorcode == .cursorExpired)
-            try await socket.send(Self.watch(["since": "not a position"]))
-            #expect(try await socket.receive().errorcode == .invalidRequest)
-            try await socket.send(Self.watch(["since": .string(try #require(recent))]))
-            #expect(try await socket.receive().success)
+    @Test(arguments: StoreKind.allCases) func everyAcknowledgedWriteIsDeliveredAfterAKillAndRestart(_ kind: StoreKind) async throws {
+        try await kind.withDaemonEnvironment { store in
+            let first = try await Self.daemon(store)
+            let folder = first.folder
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let since = Locked<String?>(nil)
+            try await first.webSocket { socket in
+                try await socket.send(Self.watch([:]))
+                #expect(try await socket.receiveObject()["success"] == true)
+                _ = try await Self.write(first, prefix: "seen", count: 3)
+                let events = try await socket.receiveObjects(3)
+                since.withLock { $0 = events.last?["position"]?.stringValue }
+            }
+            let acknowledged = try await Self.write(first, prefix: "unseen", count: 30)
+            first.signal(SIGKILL)
+            _ = try await first.waitForExit()
+
+            let second = try await Self.daemon(store, in: folder)
+            defer { second.cleanUp() }
+            try await second.webSocket { socket in
+                try await socket.send(Self.watch(["since": .string(try #require(since.withLock { $0 }))]))
+                #expect(try await socket.receiveObject()["success"] == true)
+                let events = try await socket.receiveObjects(30)
+                #expect(events.compactMap { $0["objectid"]?.stringValue } == acknowledged)
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases) func positionsTheLogNoLongerHoldsAreCursorExpired(_ kind: StoreKind) async throws {
+        try await kind.withDaemonEnvironment { store in
+            let daemon = try await Self.daemon(store.merging(["FLOWGATE_CHANGE_LOG_MAX_CHANGES": "10"]) { $1 })
+            defer { daemon.cleanUp() }
+            let early = try await daemon.http("/api/inventory/inventory/device/").envelope().paging?["position"]?.stringValue
+            _ = try await Self.write(daemon, prefix: "r", count: 15)
+            let recent = try await daemon.http("/api/inventory/inventory/device/").envelope().paging?["position"]?.stringValue
+            try await daemon.webSocket { socket in
+                try await socket.send(Self.watch(["since": .string(try #require(early))]))
+                let expired = try await socket.receive()
+                #expect(expired.errorcode == .cursorExpired, "\(expired)")
+                // A position from another database (another epoch).
+                try await socket.send(Self.watch(["since": "0000.3"]))
+                #expect(try await socket.receive().errorcode == .cursorExpired)
+                try await socket.send(Self.watch(["since": "not a position"]))
+                #expect(try await socket.receive().errorcode == .invalidRequest)
+                try await socket.send(Self.watch(["since": .string(try #require(recent))]))
+                #expect(try await socket.receive().success)
+            }
         }
     }
 
     // MARK: Filters and access
 
-    @Test func aFilterReportsObjectsEnteringAndLeavingIt() async throws {
-        let daemon = try await Self.daemon()
-        defer { daemon.cleanUp() }
-        try await daemon.webSocket { socket in
-            try await socket.send(Self.watch(["filter": ["site": "A"]]))
-            #expect(try await socket.receiveObject()["success"] == true)
-            let writer = """
-                {"method":"CREATE","namespace":"inventory/device","data":{"id":"one","name":"one","serial":"SN-one","site":"A"}}
-                {"method":"UPDATE","namespace":"inventory/device","objectid":"one","data":{"site":"B"}}
-                {"method":"UPDATE","namespace":"inventory/device","objectid":"one","data":{"model":"still B"}}
-                {"method":"CREATE","namespace":"inventory/device","data":{"id":"two","name":"two","serial":"SN-two","site":"B"}}
-                {"method":"UPDATE","namespace":"inventory/device","objectid":"one","data":{"site":"A"}}
-                {"method":"DELETE","namespace":"inventory/device","objectid":"two"}
-                {"method":"DELETE","namespace":"inventory/device","objectid":"one"}
-                """
-            try await daemon.webSocket { other in
-                for frame in writer.split(separator: "\n") {
-                    try await other.send(String(frame))
-                    #expect(try await other.receive().success)
+    @Test(arguments: StoreKind.allCases) func aFilterReportsObjectsEnteringAndLeavingIt(_ kind: StoreKind) async throws {
+        try await kind.withDaemonEnvironment { store in
+            let daemon = try await Self.daemon(store)
+            defer { daemon.cleanUp() }
+            try await daemon.webSocket { socket in
+                try await socket.send(Self.watch(["filter": ["site": "A"]]))
+                #expect(try await socket.receiveObject()["success"] == true)
+                let writer = """
+                    {"method":"CREATE","namespace":"inventory/device","data":{"id":"one","name":"one","serial":"SN-one","site":"A"}}
+                    {"method":"UPDATE","namespace":"inventory/device","objectid":"one","data":{"site":"B"}}
+                    {"method":"UPDATE","namespace":"inventory/device","objectid":"one","data":{"model":"still B"}}
+                    {"method":"CREATE","namespace":"inventory/device","data":{"id":"two","name":"two","serial":"SN-two","site":"B"}}
+                    {"method":"UPDATE","namespace":"inventory/device","objectid":"one","data":{"site":"A"}}
+                    {"method":"DELETE","namespace":"inventory/device","objectid":"two"}
+                    {"method":"DELETE","namespace":"inventory/device","objectid":"one"}
+                    """
+                try await daemon.webSocket { other in
+                    for frame in writer.split(separator: "\n") {
+                        try await other.send(String(frame))
+                        #expect(try await other.receive().success)
+                    }
                 }
+                let events = try await socket.receiveObjects(4)
+                #expect(events.map { "\($0["event"]?.stringValue ?? "?") \($0["objectid"]?.stringValue ?? "?") \($0["reason"]?.stringValue ?? "")" } == [
+                    "created one ", "deleted one filtered", "updated one ", "deleted one ",
+                ])
+                #expect(events[1]["data"]?["site"] == "B", "the object as it is now")
             }
-            let events = try await socket.receiveObjects(4)
-            #expect(events.map { "\($0["event"]?.stringValue ?? "?") \($0["objectid"]?.stringValue ?? "?") \($0["reason"]?.stringValue ?? "")" } == [
-                "created one ", "deleted one filtered", "updated one ", "deleted one ",
-            ])
-            #expect(events[1]["data"]?["site"] == "B", "the object as it is now")
         }
     }
 
-    @Test func losingAccessEndsTheWatch() async throws {
-        let daemon = try await Self.daemon()
-        defer { daemon.cleanUp() }
-        let created = try await daemon.http(
-            "/api/auth/auth/users/", method: .post, body: #"{"username":"rita","password":"rita-password","roles":["reader"]}"#
-        )
-        #expect(try created.envelope().success)
-        let rita: HTTPFields = [.authorization: "Basic " + Data("rita:rita-password".utf8).base64EncodedString()]
-        try await daemon.webSocket(headers: rita) { socket in
-            try await socket.send(Self.watch([:]))
-            #expect(try await socket.receiveObject()["success"] == true)
-            _ = try await Self.write(daemon, prefix: "x", count: 1)
-            #expect(try await socket.receiveObject()["event"] == "created")
-            let changed = try await daemon.http("/api/auth/auth/users/rita", method: .patch, body: #"{"roles":[]}"#)
-            #expect(try changed.envelope().success)
-            let ended = try await socket.receiveObject()
-            #expect(ended["event"] == "ended" && ended["reason"] == "forbidden", "\(ended)")
-            // The socket stays, the watch is gone.
-            try await socket.send(#"{"method":"LIST","namespace":"system/watches"}"#)
-            #expect(try await socket.receive().data == [])
+    @Test(arguments: StoreKind.allCases) func losingAccessEndsTheWatch(_ kind: StoreKind) async throws {
+        try await kind.withDaemonEnvironment { store in
+            let daemon = try await Self.daemon(store)
+            defer { daemon.cleanUp() }
+            let created = try await daemon.http(
+                "/api/auth/auth/users/", method: .post, body: #"{"username":"rita","password":"rita-password","roles":["reader"]}"#
+            )
+            #expect(try created.envelope().success)
+            let rita: HTTPFields = [.authorization: "Basic " + Data("rita:rita-password".utf8).base64EncodedString()]
+            try await daemon.webSocket(headers: rita) { socket in
+                try await socket.send(Self.watch([:]))
+                #expect(try await socket.receiveObject()["success"] == true)
+                _ = try await Self.write(daemon, prefix: "x", count: 1)
+                #expect(try await socket.receiveObject()["event"] == "created")
+                let changed = try await daemon.http("/api/auth/auth/users/rita", method: .patch, body: #"{"roles":[]}"#)
+                #expect(try changed.envelope().success)
+                let ended = try await socket.receiveObject()
+                #expect(ended["event"] == "ended" && ended["reason"] == "forbidden", "\(ended)")
+                // The socket stays, the watch is gone.
+                try await socket.send(#"{"method":"LIST","namespace":"system/watches"}"#)
+                #expect(try await socket.receive().data == [])
+            }
         }
     }
 
@@ -351,32 +364,34 @@ struct LiveDataTests {
         return socket
     }
 
-    @Test func aStreamResumesWithLastEventID() async throws {
-        let daemon = try await Self.daemon()
-        defer { daemon.cleanUp() }
-        let first = try await Self.stream(daemon, "/api/inventory/inventory/device/")
-        #expect(try await first.waitFor(timeout: .seconds(5)) { String(decoding: $0, as: UTF8.self).contains("retry: 2000") })
-        #expect(first.text.hasPrefix("HTTP/1.1 200"))
-        #expect(first.text.lowercased().contains("content-type: text/event-stream"))
-        _ = try await Self.write(daemon, prefix: "e", count: 3)
-        #expect(try await first.waitFor(timeout: .seconds(5)) { ServerSentEvents($0).events.count == 3 })
-        let seen = ServerSentEvents(first.bytes).events
-        #expect(seen.map(\.event) == ["created", "created", "created"])
-        #expect(seen.compactMap { try? JSONValue(parsing: $0.data)["objectid"]?.stringValue } == ["e0", "e1", "e2"])
-        let lastID = try #require(seen.last?.id)
-        await first.close()
+    @Test(arguments: StoreKind.allCases) func aStreamResumesWithLastEventID(_ kind: StoreKind) async throws {
+        try await kind.withDaemonEnvironment { store in
+            let daemon = try await Self.daemon(store)
+            defer { daemon.cleanUp() }
+            let first = try await Self.stream(daemon, "/api/inventory/inventory/device/")
+            #expect(try await first.waitFor(timeout: .seconds(5)) { String(decoding: $0, as: UTF8.self).contains("retry: 2000") })
+            #expect(first.text.hasPrefix("HTTP/1.1 200"))
+            #expect(first.text.lowercased().contains("content-type: text/event-stream"))
+            _ = try await Self.write(daemon, prefix: "e", count: 3)
+            #expect(try await first.waitFor(timeout: .seconds(5)) { ServerSentEvents($0).events.count == 3 })
+            let seen = ServerSentEvents(first.bytes).events
+            #expect(seen.map(\.event) == ["created", "created", "created"])
+            #expect(seen.compactMap { try? JSONValue(parsing: $0.data)["objectid"]?.stringValue } == ["e0", "e1", "e2"])
+            let lastID = try #require(seen.last?.id)
+            await first.close()
 
-        let missed = try await Self.write(daemon, prefix: "f", count: 4)
-        let second = try await Self.stream(daemon, "/api/inventory/inventory/device/", headers: ["Last-Event-ID: \(lastID)"])
-        #expect(try await second.waitFor(timeout: .seconds(5)) { ServerSentEvents($0).events.count == 4 })
-        #expect(ServerSentEvents(second.bytes).events.compactMap { try? JSONValue(parsing: $0.data)["objectid"]?.stringValue } == missed)
-        await second.close()
+            let missed = try await Self.write(daemon, prefix: "f", count: 4)
+            let second = try await Self.stream(daemon, "/api/inventory/inventory/device/", headers: ["Last-Event-ID: \(lastID)"])
+            #expect(try await second.waitFor(timeout: .seconds(5)) { ServerSentEvents($0).events.count == 4 })
+            #expect(ServerSentEvents(second.bytes).events.compactMap { try? JSONValue(parsing: $0.data)["objectid"]?.stringValue } == missed)
+            await second.close()
 
-        // ?since= does the same; a filter comes in parameters, as for LIST.
-        let filtered = try await Self.stream(daemon, "/api/inventory/inventory/device/?since=\(lastID)&parameters=%7B%22filter%22:%7B%22id%22:%22f2%22%7D%7D")
-        #expect(try await filtered.waitFor(timeout: .seconds(5)) { ServerSentEvents($0).events.count == 1 })
-        #expect(ServerSentEvents(filtered.bytes).events.first.map { try? JSONValue(parsing: $0.data)["objectid"] } == "f2")
-        await filtered.close()
+            // ?since= does the same; a filter comes in parameters, as for LIST.
+            let filtered = try await Self.stream(daemon, "/api/inventory/inventory/device/?since=\(lastID)&parameters=%7B%22filter%22:%7B%22id%22:%22f2%22%7D%7D")
+            #expect(try await filtered.waitFor(timeout: .seconds(5)) { ServerSentEvents($0).events.count == 1 })
+            #expect(ServerSentEvents(filtered.bytes).events.first.map { try? JSONValue(parsing: $0.data)["objectid"] } == "f2")
+            await filtered.close()
+        }
     }
 
     @Test func streamsFailBeforeTheyStartAsCallsDo() async throws {
@@ -405,15 +420,17 @@ struct LiveDataTests {
         await refused.close()
     }
 
-    @Test func revokingTheCredentialEndsTheStream() async throws {
-        let daemon = try await Self.daemon()
-        defer { daemon.cleanUp() }
-        let session = try await AuthEndToEndTests.login(daemon, "admin", LiveGateway.adminPassword)
-        let stream = try await Self.stream(daemon, "/api/inventory/inventory/device/", headers: ["Authorization: Bearer \(session)"])
-        #expect(try await stream.waitFor(timeout: .seconds(5)) { String(decoding: $0, as: UTF8.self).contains("retry:") })
-        let logout = try await daemon.http("/api/auth/auth/session/current", method: .delete, headers: AuthEndToEndTests.bearer(session))
-        #expect(try logout.envelope().success)
-        #expect(try await stream.waitForClose(timeout: .seconds(10)), "the stream ended")
+    @Test(arguments: StoreKind.allCases) func revokingTheCredentialEndsTheStream(_ kind: StoreKind) async throws {
+        try await kind.withDaemonEnvironment { store in
+            let daemon = try await Self.daemon(store)
+            defer { daemon.cleanUp() }
+            let session = try await AuthEndToEndTests.login(daemon, "admin", LiveGateway.adminPassword)
+            let stream = try await Self.stream(daemon, "/api/inventory/inventory/device/", headers: ["Authorization: Bearer \(session)"])
+            #expect(try await stream.waitFor(timeout: .seconds(5)) { String(decoding: $0, as: UTF8.self).contains("retry:") })
+            let logout = try await daemon.http("/api/auth/auth/session/current", method: .delete, headers: AuthEndToEndTests.bearer(session))
+            #expect(try logout.envelope().success)
+            #expect(try await stream.waitForClose(timeout: .seconds(10)), "the stream ended")
+        }
     }
 
     static func sequence(_ position: String) -> Int64? {

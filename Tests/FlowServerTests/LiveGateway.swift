@@ -2,6 +2,7 @@ import FlowAuth
 import FlowCore
 import FlowProtocol
 import FlowServer
+import FlowStoreTestSupport
 import FlowTestSupport
 import Foundation
 import HTTPTypes
@@ -59,6 +60,18 @@ struct LiveGateway: Sendable {
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let gateway = try await Gateway.build(configuration: configuration, logger: logger, onServerRunning: { portContinuation.yield($0) })
         try await Self.serve(gateway, ports: ports, credentialHeaders: Self.adminHeaders, body)
+    }
+
+    /// ``runShipped(configure:logger:_:)`` on a new, empty store of `kind`.
+    static func runShipped(
+        on kind: StoreKind, configure: (inout GatewayConfiguration) -> Void = { _ in }, _ body: (LiveGateway) async throws -> Void
+    ) async throws {
+        try await kind.withDaemonEnvironment { environment in
+            try await Self.runShipped(configure: { configuration in
+                configuration.store = environment["FLOWGATE_STORE"]
+                configure(&configuration)
+            }, body)
+        }
     }
 
     /// The first admin's password in shipped test gateways and daemons.

@@ -23,8 +23,13 @@ struct MetricsTests {
         let response = try await live.http("/metrics", headers: [:])
         #expect(response.head.status == .ok)
         #expect(response.head.headerFields[.contentType]?.hasPrefix("text/plain; version=0.0.4") == true)
+        return try await Self.samples(of: response.bodyText)
+    }
+
+    /// The samples of an exposition text, parsed by `prometheus_client` (PyPI).
+    static func samples(of text: String) async throws -> [Sample] {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-metrics-\(UUID().uuidString).txt")
-        try Data(response.bodyText.utf8).write(to: file)
+        try Data(text.utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         let python = try #require(ConformanceTests.which("python3"), "python3 is needed")
         let script = """
@@ -34,7 +39,7 @@ struct MetricsTests {
             print(json.dumps([{"name": s.name, "labels": s.labels, "value": s.value}
                               for family in text_string_to_metric_families(text) for s in family.samples]))
             """
-        let (status, output) = try DaemonProcess.runTool(python, ["-c", script, file.path])
+        let (status, output) = try await DaemonProcess.runTool(python, ["-c", script, file.path])
         try #require(status == 0, "prometheus_client could not parse /metrics: \(output)")
         return try JSONDecoder().decode([Sample].self, from: Data(output.utf8))
     }

@@ -15,8 +15,8 @@ final class TCPProxy: Sendable {
         self.port = server.localAddress?.port ?? 0
     }
 
-    /// A proxy on a free loopback port forwarding to `127.0.0.1:target`.
-    static func start(forwardingTo target: Int) async throws -> TCPProxy {
+    /// A proxy on `port` (0: a free one) of loopback forwarding to `127.0.0.1:target`.
+    static func start(forwardingTo target: Int, port: Int = 0) async throws -> TCPProxy {
         let box = Locked<TCPProxy?>(nil)
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -32,7 +32,7 @@ final class TCPProxy: Sendable {
                         return inbound.pipeline.addHandler(left).and(outbound.pipeline.addHandler(right)).map { _ in }
                     }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: "127.0.0.1", port: port).get()
         let proxy = TCPProxy(server: server)
         box.withLock { $0 = proxy }
         return proxy

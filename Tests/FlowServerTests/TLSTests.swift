@@ -18,11 +18,11 @@ import WSCore
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct TLSTests {
     /// A self-signed certificate for 127.0.0.1 named `name`: (certificate, key) paths in `folder`.
-    static func makeCertificate(_ name: String, in folder: URL) throws -> (String, String) {
+    static func makeCertificate(_ name: String, in folder: URL) async throws -> (String, String) {
         let openssl = try #require(ConformanceTests.which("openssl"), "openssl is needed (Debian package openssl)")
         let certificate = folder.appendingPathComponent("\(name).crt").path
         let key = folder.appendingPathComponent("\(name).key").path
-        let (status, output) = try DaemonProcess.runTool(openssl, [
+        let (status, output) = try await DaemonProcess.runTool(openssl, [
             "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
             "-subj", "/CN=\(name)", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", certificate,
         ])
@@ -73,8 +73,8 @@ struct TLSTests {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("flowgate-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let (first, firstKey) = try Self.makeCertificate("flowgate-first", in: folder)
-        let (second, secondKey) = try Self.makeCertificate("flowgate-second", in: folder)
+        let (first, firstKey) = try await Self.makeCertificate("flowgate-first", in: folder)
+        let (second, secondKey) = try await Self.makeCertificate("flowgate-second", in: folder)
         // The daemon reads the pair from fixed paths; a renewal replaces the files, then SIGHUP.
         let servedCertificate = folder.appendingPathComponent("served.crt").path
         let servedKey = folder.appendingPathComponent("served.key").path
@@ -137,10 +137,10 @@ struct TLSTests {
     @Test func aMissingOrHalfTLSConfigurationStopsTheDaemonNamingTheKey() async throws {
         let repository = LiveGateway.repository
         let shipped = ["--endpoints", repository.appendingPathComponent("Endpoints").path, "--schemas", repository.appendingPathComponent("Schemas").path]
-        let (halfStatus, half) = try DaemonProcess.run(["serve", "--port", "0", "--tls-cert", "/nonexistent.crt"] + shipped)
+        let (halfStatus, half) = try await DaemonProcess.run(["serve", "--port", "0", "--tls-cert", "/nonexistent.crt"] + shipped)
         #expect(halfStatus != 0)
         #expect(half.contains("tls_key"), "\(half)")
-        let (missingStatus, missing) = try DaemonProcess.run(["serve", "--port", "0", "--tls-cert", "/nonexistent.crt", "--tls-key", "/nonexistent.key"] + shipped)
+        let (missingStatus, missing) = try await DaemonProcess.run(["serve", "--port", "0", "--tls-cert", "/nonexistent.crt", "--tls-key", "/nonexistent.key"] + shipped)
         #expect(missingStatus != 0)
         #expect(missing.contains("tls_cert"), "\(missing)")
     }

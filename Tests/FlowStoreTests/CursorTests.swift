@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import FlowStore
+import FlowCore
 
 @Suite struct CursorTests {
     /// Every length and every byte value: the same text as Foundation's base64 made URL-safe.

@@ -1,5 +1,7 @@
 import FlowCore
 import FlowProtocol
+import FlowTestSupport
+import FlowStoreTestSupport
 import Foundation
 import GRDB
 import Testing
@@ -9,22 +11,23 @@ import Testing
 @Suite struct SearchIndexTests {
     /// The search rows follow every write: an update replaces the words, a delete removes them,
     /// and a search never returns another collection's objects.
-    @Test func searchFollowsUpdatesAndDeletes() async throws {
-        let harness = try CollectionHarness()
-        defer { harness.cleanUp() }
-        #expect(await harness.call(.create, data: ["id": "a", "name": "edge router", "site": "Basel"]).success)
-        #expect(await harness.call(.create, data: ["id": "b", "name": "core switch", "site": "Basel"]).success)
-        func found(_ text: String) async -> [JSONValue] {
-            await harness.call(.list, parameters: ["search": .string(text)]).data?.arrayValue?.map { $0["id"] ?? .null } ?? []
+    @Test(arguments: StoreKind.allCases)
+    func searchFollowsUpdatesAndDeletes(_ kind: StoreKind) async throws {
+        try await CollectionHarness.with(kind) { harness async throws in
+            #expect(await harness.call(.create, data: ["id": "a", "name": "edge router", "site": "Basel"]).success)
+            #expect(await harness.call(.create, data: ["id": "b", "name": "core switch", "site": "Basel"]).success)
+            func found(_ text: String) async -> [JSONValue] {
+                await harness.call(.list, parameters: ["search": .string(text)]).data?.arrayValue?.map { $0["id"] ?? .null } ?? []
+            }
+            #expect(await found("basel") == ["a", "b"])
+            #expect(await harness.call(.update, "a", data: ["name": "edge firewall"]).success)
+            #expect(await found("router") == [])
+            #expect(await found("firewall") == ["a"])
+            #expect(await harness.call(.delete, "b").success)
+            #expect(await found("basel") == ["a"])
+            _ = try await harness.store.insert(CollectionSpec(name: "other/thing", searchFields: ["name"]), id: "c", fields: ["name": "edge"])
+            #expect(await found("edge") == ["a"])
         }
-        #expect(await found("basel") == ["a", "b"])
-        #expect(await harness.call(.update, "a", data: ["name": "edge firewall"]).success)
-        #expect(await found("router") == [])
-        #expect(await found("firewall") == ["a"])
-        #expect(await harness.call(.delete, "b").success)
-        #expect(await found("basel") == ["a"])
-        _ = try await harness.store.insert(CollectionSpec(name: "other/thing", searchFields: ["name"]), id: "c", fields: ["name": "edge"])
-        #expect(await found("edge") == ["a"])
     }
 
     /// A database written by the v1 schema keeps its search rows through the v2 migration.

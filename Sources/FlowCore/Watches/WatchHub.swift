@@ -101,6 +101,20 @@ public final class WatchHub: Sendable {
         self.enqueue(.change(change)) { $0.changesBehind = true }
     }
 
+    /// The log has changes this process did not publish (another node wrote them, SPEC §12),
+    /// up to `position` when known: unless the fan-out is there already, it reads the log after
+    /// its head. Never blocks.
+    public func logAdvanced(to position: Int64? = nil) {
+        if let position, position <= self.state.withLock({ $0.head }) { return }
+        let waiter = self.backlog.withLock { backlog -> CheckedContinuation<Void, Never>? in
+            guard !backlog.finished else { return nil }
+            backlog.changesBehind = true
+            defer { backlog.waiter = nil }
+            return backlog.waiter
+        }
+        waiter?.resume()
+    }
+
     /// Hands a provider's event to the fan-out; false when the fan-out is too far behind
     /// (the provider is told `RATE_LIMITED`).
     public func publish(_ event: LiveEvent) -> Bool {
@@ -196,10 +210,11 @@ public final class WatchHub: Sendable {
             do {
                 batch = try await log.changes(after: head, limit: 500)
             } catch {
+                if Task.isCancelled { return }
                 self.logger.warning("the fan-out could not read the change log", metadata: ["flow.error": .string(String(describing: error))])
                 return
             }
-            for change in batch { self.fanOut(.change(change)) }
+            for change in batch { self.fanOut(.change(change), fromLog: true) }
             if batch.count < 500 { return }
         }
     }
@@ -210,21 +225,31 @@ public final class WatchHub: Sendable {
         for watch in watchers where watch.overflow() { self.remove(watch) }
     }
 
-    func fanOut(_ item: FeedItem) {
+    /// Offers `item` to its watchers; `fromLog` when a catch-up read it from the log (whose
+    /// positions may skip what was pruned).
+    func fanOut(_ item: FeedItem, fromLog: Bool = false) {
         let namespace: String
         switch item {
         case .change(let change): namespace = change.namespace
         case .live(let event): namespace = event.namespace.rawValue
         case .endpoint: namespace = SystemEndpointsEndpoint.namespace.rawValue
         }
+        var missing = false
         let watchers = self.state.withLock { state -> [Watch]? in
             if case .change(let change) = item {
                 // Already fanned out by a catch-up from the log.
                 guard change.position > state.head else { return nil }
+                // Published, with positions before it not fanned out yet (another node's writes
+                // on a shared log, SPEC §12): they and it are read from the log, in order.
+                if !fromLog, change.position > state.head + 1, self.log != nil {
+                    missing = true
+                    return nil
+                }
                 state.head = change.position
             }
             return state.byNamespace[namespace].map { Array($0.values) }
         }
+        if missing { self.backlog.withLock { $0.changesBehind = true } }
         guard let watchers else { return }
         guard !watchers.isEmpty else { return }
         let encoded: EncodedChange
