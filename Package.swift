@@ -128,6 +128,8 @@ let package = Package(
                 "FlowStore",
                 "FlowPostgres",
                 "FlowAuth",
+                // A node's links to the other nodes of a cluster are provider clients (SPEC §12).
+                "FlowClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),

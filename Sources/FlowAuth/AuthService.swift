@@ -63,8 +63,7 @@ public final class AuthService: Authenticator, RevocableCredentials {
     /// The global cap on password hashes at once (SPEC §11).
     let hashes: HashGate
     let metrics: GatewayMetrics
-    private let watchers = Locked<[Int: AsyncStream<Void>.Continuation]>([:])
-    private let nextWatcher = Atomic<Int>(0)
+    private let revocations = ChangeSignal()
     /// A bcrypt hash of nothing anyone knows: an unknown user costs as much time as a wrong password.
     private let decoyHash: String
 
@@ -194,19 +193,11 @@ public final class AuthService: Authenticator, RevocableCredentials {
     }
 
     private func notifyWatchers() {
-        for continuation in self.watchers.withLock({ Array($0.values) }) { continuation.yield() }
+        self.revocations.signal()
     }
 
     public func watchRevocations(_ body: @Sendable () async -> Void) async {
-        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let id = self.nextWatcher.add(1, ordering: .relaxed).newValue
-        self.watchers.withLock { $0[id] = continuation }
-        defer { _ = self.watchers.withLock { $0.removeValue(forKey: id) } }
-        await withTaskCancellationHandler {
-            for await _ in stream { await body() }
-        } onCancel: {
-            continuation.finish()
-        }
+        await self.revocations.watch(body)
     }
 
     public func currentIdentity(_ credential: Credential) -> Identity? {

@@ -8,6 +8,12 @@ extension FlowClient {
     /// (`FORBIDDEN` without a `provide:` scope, `CONFLICT`, `VALIDATION_FAILED`, …), and
     /// ``FlowClientError/timedOut`` when no connection came within the call timeout.
     public func provide(_ endpoint: ProvidedEndpoint, handler: @escaping Handler) async throws -> String {
+        try await self.provide(endpoint, answering: { call in Response(success: true, data: try await handler(call)) })
+    }
+
+    /// Serves `endpoint` as ``provide(_:handler:)`` does, with a handler that makes the whole
+    /// answer (a LIST's `paging`, a `status`, or a failure without throwing).
+    public func provide(_ endpoint: ProvidedEndpoint, answering handler: @escaping Answerer) async throws -> String {
         self.state.withLock { state in
             state.provisions[endpoint.namespace] = Provision(endpoint: endpoint, handler: handler, registering: true)
         }
@@ -104,12 +110,13 @@ extension FlowClient {
     }
 
     /// The answer frame for one call; nil when it was cancelled (the gateway answered already).
-    private func answer(_ callID: String, call: ProviderCall?, handler: Handler?) async -> [UInt8]? {
-        let response: Response
+    private func answer(_ callID: String, call: ProviderCall?, handler: Answerer?) async -> [UInt8]? {
+        var response: Response
         if let call, let handler {
             do {
-                let data = try await handler(call)
-                response = Response(success: true, data: data)
+                response = try await handler(call)
+                // The gateway matches the answer by call id, never by a request id.
+                response.requestid = nil
             } catch is CancellationError {
                 return nil
             } catch let error as FlowError {

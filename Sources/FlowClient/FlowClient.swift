@@ -26,10 +26,13 @@ public final class FlowClient: Service, Sendable {
     /// caller should see (anything else answers `INTERNAL_ERROR`). Runs concurrently with other
     /// calls and is cancelled when the gateway cancels the call.
     public typealias Handler = @Sendable (ProviderCall) async throws -> JSONValue?
+    /// Serves one call with the whole answer: a success with its `status`, `dataType` and
+    /// `paging`, or a failure. Throwing ``FlowError`` is a failure as for ``Handler``.
+    public typealias Answerer = @Sendable (ProviderCall) async throws -> Response
 
     struct Provision {
         let endpoint: ProvidedEndpoint
-        let handler: Handler
+        let handler: Answerer
         /// The gateway's id for the registration on the current connection.
         var registrationID: String?
         /// A registration attempt is running.

@@ -53,6 +53,8 @@ public struct ProviderCall: Sendable {
     public var user: String?
     public var roles: [String]
     public var scopes: [String]
+    /// The W3C trace context of the call, when the gateway traces it.
+    public var traceparent: String?
 
     /// Reads a `call` frame; nil when it is not one this client can serve.
     init?(frame: JSONObject) {
@@ -68,5 +70,6 @@ public struct ProviderCall: Sendable {
         self.user = identity?["user"]?.stringValue
         self.roles = identity?["roles"]?.arrayValue?.compactMap(\.stringValue) ?? []
         self.scopes = identity?["scopes"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        self.traceparent = frame["traceparent"]?.stringValue
     }
 }

@@ -11,6 +11,9 @@ public struct Identity: Sendable, Hashable {
     public var grants: Grants
     /// The id of the token that authenticated the call (not its value); nil for Basic and anonymous.
     public var tokenID: String?
+    /// The cluster node this caller is (a node's link registering its providers, SPEC §12);
+    /// nil for every user.
+    public var node: String?
 
     /// An identity with `scopes` (text that does not spell a scope grants nothing).
     public init(username: String?, roles: [String] = [], scopes: [String] = []) {
@@ -30,6 +33,14 @@ public struct Identity: Sendable, Hashable {
 
     /// A caller with no identity: allowed only on public methods, or everywhere in open-access mode.
     public static let anonymous = Identity(username: nil)
+
+    /// Another node of the cluster, linked to this one to offer its providers (SPEC §12): it may
+    /// register providers of any namespace and do nothing else.
+    public static func node(_ id: String) -> Identity {
+        var identity = Identity(username: "node:" + id, roles: [], scopes: ["provide:*"])
+        identity.node = id
+        return identity
+    }
 
     /// The effective call and provide scopes (SPEC §9.3), as canonical text.
     public var scopes: [String] { self.grants.effective.map(\.description) }

@@ -1,5 +1,5 @@
 import Foundation
-import FlowProtocol
+public import FlowProtocol
 import Logging
 
 extension ProviderHub {
@@ -15,7 +15,7 @@ extension ProviderHub {
     /// Registers a provider on `connection` (SPEC §5.4 point 1). The caller's scopes were checked.
     /// Returns the registration as `system/providers` shows it.
     func register(
-        _ request: ProviderRegistration, connection: any ConnectionHandle, username: String?, credential: Credential?
+        _ request: ProviderRegistration, connection: any ConnectionHandle, username: String?, credential: Credential?, node: String? = nil
     ) throws(FlowError) -> JSONValue {
         guard !NamespacePattern.reservedApplications.contains(Substring(request.namespace.firstSegment)) else {
             throw FlowError(.forbidden, "Providers cannot serve the reserved applications auth and system")
@@ -34,7 +34,7 @@ extension ProviderHub {
             try self.attach(request, to: &state, validator: validator)
             let registration = ProviderState.Registration(
                 id: id, connection: connection, namespace: request.namespace, concurrency: request.concurrency,
-                timeout: request.timeout, username: username, credential: credential
+                timeout: request.timeout, username: username, credential: credential, node: node
             )
             state.registrations[id] = registration
             state.served[request.namespace]?.providers.append(id)
@@ -176,5 +176,38 @@ extension ProviderHub {
             "draining": .bool(registration.draining),
             "user": registration.username.map(JSONValue.string) ?? .null,
         ]
+    }
+}
+
+/// What this node's own providers serve in one namespace, as the cluster offers it to the
+/// other nodes (SPEC §12): one registration on each of them stands for all of these.
+public struct LocalProvision: Sendable, Equatable {
+    public let definition: EndpointDefinition
+    /// The sum of the providers' concurrency (at most 10,000, a registration's limit).
+    public let concurrency: Int
+    /// The longest of the providers' timeouts.
+    public let timeout: Duration
+}
+
+extension ProviderHub {
+    /// Calls `changed` whenever a namespace's providers change.
+    public func onProvidersChanged(_ changed: @escaping @Sendable () -> Void) {
+        self.changeObserver.withLock { $0 = ChangeObserver(changed: changed) }
+    }
+
+    /// The namespaces providers connected to this node serve now (not other nodes' links).
+    public var localProvisions: [Namespace: LocalProvision] {
+        self.state.withLock { state in
+            var provisions: [Namespace: LocalProvision] = [:]
+            for (namespace, served) in state.served {
+                let own = served.providers.compactMap { state.registrations[$0] }.filter { $0.node == nil && !$0.draining }
+                guard !own.isEmpty else { continue }
+                provisions[namespace] = LocalProvision(
+                    definition: served.definition, concurrency: min(own.reduce(0) { $0 + $1.concurrency }, 10_000),
+                    timeout: own.map(\.timeout).max() ?? ProviderRegistration.defaultTimeout
+                )
+            }
+            return provisions
+        }
     }
 }

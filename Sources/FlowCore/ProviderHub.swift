@@ -47,6 +47,12 @@ public final class ProviderHub: Sendable {
     struct Publisher: Sendable {
         let publish: @Sendable (LiveEvent) -> Bool
     }
+    /// Told when a namespace's providers changed (the cluster offers this node's to the others).
+    let changeObserver = Locked<ChangeObserver?>(nil)
+
+    struct ChangeObserver: Sendable {
+        let changed: @Sendable () -> Void
+    }
     let configuration: ProviderConfiguration
     let compileSchema: @Sendable (JSONValue) throws(FlowError) -> any DataValidator
     let logger: Logger
@@ -83,19 +89,28 @@ public final class ProviderHub: Sendable {
     /// Calls waiting for a free provider slot.
     public var waitingCalls: Int { self.state.withLock { $0.waiterCount } }
 
-    /// How many providers serve `namespace` right now.
+    /// How many providers serve `namespace` right now (other nodes' links count one each).
     public func providerCount(_ namespace: Namespace) -> Int {
         self.state.withLock { $0.served[namespace]?.providers.count ?? 0 }
+    }
+
+    /// How many providers connected to this node serve `namespace` right now.
+    func localProviderCount(_ namespace: Namespace) -> Int {
+        self.state.withLock { state in
+            state.served[namespace]?.providers.count { state.registrations[$0]?.node == nil } ?? 0
+        }
     }
 
     // MARK: Forwarding a call
 
     /// Forwards `call` to a provider of its namespace and relays the answer (SPEC §5.4 points 2–5).
-    func forward(_ call: Call, context: CallContext) async throws -> Reply {
+    /// `localOnly`: only providers connected to this node, not other nodes' links (see
+    /// ``forwardHere(_:context:)``).
+    func forward(_ call: Call, context: CallContext, localOnly: Bool = false) async throws -> Reply {
         var deadline: ContinuousClock.Instant?
         var retried = false
         while true {
-            let slot = try await self.acquireSlot(call.namespace, deadline: deadline)
+            let slot = try await self.acquireSlot(call.namespace, deadline: deadline, localOnly: localOnly)
             deadline = slot.deadline
             await slot.connection.send(Self.callFrame(slot.callID, call, identity: context.identity, traceparent: context.traceparent))
             switch await self.outcome(of: slot.callID) {
@@ -108,7 +123,8 @@ public final class ProviderHub: Sendable {
                 await slot.connection.send(Self.cancelFrame(slot.callID))
                 throw CancellationError()
             case .providerGone:
-                if call.method.isIdempotent && !retried && self.providerCount(call.namespace) > 0 {
+                let others = localOnly ? self.localProviderCount(call.namespace) : self.providerCount(call.namespace)
+                if call.method.isIdempotent && !retried && others > 0 {
                     retried = true
                     self.retries.add(1, ordering: .relaxed)
                     context.logger.info("provider left during the call; retrying on another", metadata: ["flow.provider": .string(slot.registration)])
@@ -119,8 +135,14 @@ public final class ProviderHub: Sendable {
         }
     }
 
+    /// A call another node forwarded here (SPEC §12): served by a provider connected to this
+    /// node, with the provider's timeout, cancel and retry, exactly as a call made here.
+    public func forwardHere(_ call: Call, context: CallContext) async throws -> Reply {
+        try await self.forward(call, context: context, localOnly: true)
+    }
+
     /// Takes a slot on the least busy provider of `namespace`, waiting briefly when all are full.
-    private func acquireSlot(_ namespace: Namespace, deadline: ContinuousClock.Instant?) async throws -> Slot {
+    private func acquireSlot(_ namespace: Namespace, deadline: ContinuousClock.Instant?, localOnly: Bool) async throws -> Slot {
         let waiterID = self.state.withLock { $0.newID() }
         let outcome = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<SlotOutcome, Never>) in
@@ -128,10 +150,12 @@ public final class ProviderHub: Sendable {
                 let (immediate, wakeTimers) = self.state.withLock { state -> (SlotOutcome?, Bool) in
                     // Checked under the lock: a cancellation after it finds the waiter queued.
                     if Task.isCancelled { return (.cancelled, false) }
-                    switch state.takeSlot(namespace, now: now, deadline: deadline) {
+                    switch state.takeSlot(namespace, now: now, deadline: deadline, localOnly: localOnly) {
                     case .some(let outcome): return (outcome, state.markTimed())
                     case nil:
-                        let waiter = Waiter(id: waiterID, until: now + self.configuration.slotWait, callDeadline: deadline, continuation: continuation)
+                        let waiter = Waiter(
+                            id: waiterID, until: now + self.configuration.slotWait, callDeadline: deadline, localOnly: localOnly, continuation: continuation
+                        )
                         guard state.enqueue(waiter, on: namespace) else { return (.full, false) }
                         return (nil, state.markTimed())
                     }
@@ -263,6 +287,7 @@ public final class ProviderHub: Sendable {
         // when they went idle (without this, a namespace whose last provider left while nothing
         // else was timed stayed in its grace period until something else woke them).
         if changed, self.state.withLock({ $0.hasTimedWork && $0.markTimed() }) { self.wakeTimers() }
+        if changed { self.changeObserver.withLock { $0 }?.changed() }
     }
 
     // MARK: Frames

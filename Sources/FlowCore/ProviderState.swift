@@ -43,6 +43,8 @@ struct Waiter {
     let until: ContinuousClock.Instant
     /// A retried call's original deadline.
     let callDeadline: ContinuousClock.Instant?
+    /// Only this node's own providers may take it (a call another node forwarded here).
+    let localOnly: Bool
     let continuation: CheckedContinuation<SlotOutcome, Never>
 }
 
@@ -60,6 +62,9 @@ struct ProviderState {
         /// Who registered, and with what (watched for revocation; never shown).
         let username: String?
         let credential: Credential?
+        /// The node whose link registered this (its own providers serve the calls); nil for a
+        /// provider connected to this node (SPEC §12).
+        let node: String?
         var inFlight = 0
         /// Unregistered with DELETE: takes no new calls, leaves when its calls are done.
         var draining = false
@@ -126,12 +131,16 @@ struct ProviderState {
     // MARK: Slots
 
     /// A slot on the provider of `namespace` with the fewest calls in flight; nil when all are full.
-    mutating func takeSlot(_ namespace: Namespace, now: ContinuousClock.Instant, deadline: ContinuousClock.Instant?) -> SlotOutcome? {
+    /// `localOnly` leaves out the registrations of other nodes' links (a call one of them
+    /// forwarded here goes to this node's own providers, never on to a third).
+    mutating func takeSlot(
+        _ namespace: Namespace, now: ContinuousClock.Instant, deadline: ContinuousClock.Instant?, localOnly: Bool
+    ) -> SlotOutcome? {
         guard let served = self.served[namespace] else { return .unavailable }
         var best: Registration?
         var anyOpen = false
         for id in served.providers {
-            guard let registration = self.registrations[id], !registration.draining else { continue }
+            guard let registration = self.registrations[id], !registration.draining, !localOnly || registration.node == nil else { continue }
             anyOpen = true
             if registration.inFlight < registration.concurrency && registration.inFlight < (best?.inFlight ?? .max) {
                 best = registration
@@ -168,7 +177,7 @@ struct ProviderState {
     mutating func grantWaiters(_ namespace: Namespace, now: ContinuousClock.Instant) -> [Resume] {
         var resumes: [Resume] = []
         while let waiter = self.served[namespace]?.waiters.first {
-            guard let outcome = self.takeSlot(namespace, now: now, deadline: waiter.callDeadline) else { break }
+            guard let outcome = self.takeSlot(namespace, now: now, deadline: waiter.callDeadline, localOnly: waiter.localOnly) else { break }
             self.served[namespace]?.waiters.removeFirst()
             self.waiterCount -= 1
             resumes.append(.waiter(waiter.continuation, outcome))

@@ -31,7 +31,11 @@ public struct ProvidersEndpoint: Endpoint {
             guard context.identity.grants.allowProviding(request.namespace) else {
                 throw FlowError(.forbidden, "Not allowed to provide \(request.namespace): it needs a provide: scope")
             }
-            return Reply(data: try self.hub.register(request, connection: connection, username: context.identity.username, credential: context.credential))
+            return Reply(
+                data: try self.hub.register(
+                    request, connection: connection, username: context.identity.username, credential: context.credential, node: context.identity.node
+                )
+            )
         case .delete:
             let mayRemoveAny = context.identity.grants.allow(.delete, on: self.definition.namespace)
             return Reply(data: try self.hub.unregister(call.objectid ?? "", connection: context.connection?.id, mayRemoveAny: mayRemoveAny))

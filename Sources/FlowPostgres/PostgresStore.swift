@@ -98,6 +98,7 @@ public final class PostgresStore: Sendable {
         ]),
         (4, "users, roles and tokens", PostgresStore.authMigration),
         (5, "change notifications", PostgresStore.changeNotifyMigration),
+        (6, "node directory", PostgresStore.nodeDirectoryMigration),
     ]
 
     /// Brings the schema up to date, once however many nodes start together: the migrations

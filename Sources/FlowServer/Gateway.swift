@@ -248,13 +248,29 @@ public struct Gateway: Sendable {
                 "flow.schemas": "\(catalog.schemaCount)", "flow.data": "\(configuration.dataDirectory)",
             ]
         )
+        // Several nodes on one store offer one another their providers (SPEC §12).
+        var cluster: Cluster?
+        if let secret = configuration.clusterSecret {
+            guard let directory = store as? any NodeDirectory else {
+                throw ConfigurationError(key: "cluster_secret", message: "needs store: the nodes find one another in the database they share")
+            }
+            cluster = Cluster(secret: secret, url: configuration.nodeURL, directory: directory, logger: logger)
+        }
+        let authenticator: any Authenticator = cluster.map { ClusterCredentials(users: auth, cluster: $0) } ?? auth
         let gateway = try Gateway(
-            configuration: configuration, authenticator: auth, policy: ScopePolicy(), registry: registry,
+            configuration: configuration, authenticator: authenticator, policy: ScopePolicy(), registry: registry,
             readiness: { await store.isHealthy() },
-            services: (opened.service.map { [$0] } ?? []) + [AuthHousekeeping(auth: auth)] + (tracing.map { [$0.service] } ?? []),
+            // The cluster after the store's pool: it stops first, and leaves the directory on its way.
+            services: (opened.service.map { [$0] } ?? []) + [AuthHousekeeping(auth: auth)] + (tracing.map { [$0.service] } ?? [])
+                + (cluster.map { [$0] } ?? []),
             changeLog: store, changeLogHead: try await store.bounds().head, exposition: exposition, tracer: tracing?.tracer, logger: logger,
-            onServerRunning: onServerRunning
+            onServerRunning: { [cluster] port in
+                cluster?.listening(host: configuration.host, port: port)
+                await onServerRunning(port)
+            }
         )
+        cluster?.attach(gateway.providers)
+        if let cluster { logger.info("cluster node", metadata: ["flow.node": .string(cluster.nodeID)]) }
         // Nothing was written since the head was read: the server is not listening yet.
         store.onCommit { [watches = gateway.watches] change in watches.publish(change) }
         // PostgreSQL is backed up with its own tools (pg_dump); system/backup serves the SQLite file.

@@ -2,6 +2,7 @@ public import FlowAuth
 public import FlowCore
 public import FlowProtocol
 import FlowPostgres
+import Foundation
 public import Logging
 
 /// Every setting of the daemon, with SPEC §10–§11's defaults.
@@ -22,6 +23,13 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var store: String?
     /// Connections one node keeps to ``store`` at most.
     public var storeMaxConnections = 20
+    /// `cluster_secret` — shared by the nodes of one store: with it each node offers its
+    /// providers to the others, which forward calls to it (SPEC §12). Never logged.
+    public var clusterSecret: String?
+    /// `node_url` — where the other nodes reach this one (`ws://host:port`); by default
+    /// `ws://<host>:<port>` of the address it listens on (the machine's name when that is a
+    /// wildcard address).
+    public var nodeURL: String?
     /// `schemas` — folder of JSON Schemas.
     public var schemasDirectory = "Schemas"
     /// `max_message_bytes` — largest WebSocket message / HTTP body.
@@ -204,6 +212,21 @@ extension GatewayConfiguration {
         },
         Key(name: "store_max_connections", summary: "connections one node keeps to the store at most (default 20)") { config, value throws(ConfigurationError) in
             config.storeMaxConnections = try value.integer("store_max_connections", in: 1...1000)
+        },
+        Key(name: "cluster_secret", summary: "secret the nodes sharing store hold, at least 16 characters: each node then offers its providers to the others (default none: a provider serves the node it is connected to)") {
+            config, value throws(ConfigurationError) in
+            let secret = try value.string("cluster_secret")
+            guard secret.utf8.count >= 16 else { throw ConfigurationError(key: "cluster_secret", message: "must be at least 16 characters long") }
+            config.clusterSecret = secret
+        },
+        Key(name: "node_url", summary: "where the other nodes reach this one, ws://host:port or wss://host:port (default ws://<host>:<port>, the machine's name for host 0.0.0.0 or ::)") {
+            config, value throws(ConfigurationError) in
+            var url = try value.string("node_url")
+            while url.hasSuffix("/") { url.removeLast() }
+            guard url.hasPrefix("ws://") || url.hasPrefix("wss://"), URLComponents(string: url)?.host?.isEmpty == false else {
+                throw ConfigurationError(key: "node_url", message: "must be a ws:// or wss:// URL with a host, e.g. ws://10.0.0.5:8080")
+            }
+            config.nodeURL = url
         },
         Key(name: "endpoints", summary: "endpoint definitions folder (default ./Endpoints)") { config, value throws(ConfigurationError) in
             config.endpointsDirectory = try value.string("endpoints")
@@ -392,6 +415,9 @@ extension GatewayConfiguration {
             } else if let json = fileObject[key.name] {
                 try key.apply(&configuration, .json(json))
             }
+        }
+        if configuration.clusterSecret != nil && configuration.store == nil {
+            throw ConfigurationError(key: "cluster_secret", message: "needs store: the nodes find one another in the database they share")
         }
         if (configuration.tlsCertificate == nil) != (configuration.tlsKey == nil) {
             throw ConfigurationError(key: configuration.tlsCertificate == nil ? "tls_cert" : "tls_key", message: "is needed too: TLS takes a certificate and its key")

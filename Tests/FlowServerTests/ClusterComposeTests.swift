@@ -39,7 +39,12 @@ import Testing
         #expect(Self.block("postgres").contains("image: postgres:1"), "PostgreSQL from its official image")
         for gateway in gateways {
             #expect(Self.block(gateway).contains("<<: *gateway"), "\(gateway) is a gateway like the others")
+            // The others reach it by its hostname (node_url's default for host 0.0.0.0).
+            #expect(Self.block(gateway).contains("hostname: \(gateway)"), "\(gateway) has the hostname its peers dial")
         }
+        // Provider routing across the nodes: every gateway holds the cluster secret, from the environment.
+        let secret = try #require(Self.compose.split(separator: "\n").first { $0.contains("FLOWGATE_CLUSTER_SECRET:") })
+        #expect(secret.contains("${FLOWGATE_CLUSTER_SECRET:?"), "the secret is not written in the file: \(secret)")
         // One of them builds the image from the repository's Dockerfile; all run it.
         #expect(gateways.contains { Self.block($0).contains("dockerfile: docker/Dockerfile") })
         #expect(FileManager.default.fileExists(atPath: Self.docker.appendingPathComponent("Dockerfile").path))

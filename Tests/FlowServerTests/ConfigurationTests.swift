@@ -83,6 +83,27 @@ import Testing
                 #expect(error.key == "store" && !error.description.contains("secret"), "\(error)")
             }
         }
+        // A cluster needs a shared store, a secret worth the name, and a URL the others can reach;
+        // the secret is never repeated.
+        let store = "postgres://u@127.0.0.1/db"
+        let clusterCases: [([String: String], String)] = [
+            (["FLOWGATE_CLUSTER_SECRET": "long-enough-secret-value"], "cluster_secret"),
+            (["FLOWGATE_STORE": store, "FLOWGATE_CLUSTER_SECRET": "short-secret"], "cluster_secret"),
+            (["FLOWGATE_STORE": store, "FLOWGATE_CLUSTER_SECRET": "long-enough-secret-value", "FLOWGATE_NODE_URL": "http://10.0.0.5:8080"], "node_url"),
+        ]
+        for (environment, key) in clusterCases {
+            do {
+                _ = try GatewayConfiguration.load(flags: [:], environment: environment, file: nil)
+                Issue.record("accepted \(environment)")
+            } catch {
+                #expect(error.key == key && !error.description.contains("secret-value") && !error.description.contains("short-secret"), "\(error)")
+            }
+        }
+        let node = try? GatewayConfiguration.load(
+            flags: [:], environment: ["FLOWGATE_STORE": store, "FLOWGATE_CLUSTER_SECRET": "long-enough-secret-value", "FLOWGATE_HOST": "0.0.0.0", "FLOWGATE_NODE_URL": "ws://gateway1:8080/"],
+            file: nil
+        )
+        #expect(node?.nodeURL == "ws://gateway1:8080")
         #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: [:], environment: [:], file: ["log_level": "loud"]) }
         #expect(throws: ConfigurationError.self) { try GatewayConfiguration.load(flags: [:], environment: [:], file: [1, 2]) }
     }

@@ -82,7 +82,12 @@ final class DaemonProcess: LoopbackClient, Sendable {
     func cleanUp(keepFolder: Bool = false) {
         if self.process.isRunning {
             self.process.terminate()
-            self.process.waitUntilExit()
+            // Polled, bounded: Foundation's waitUntilExit, called here on a cooperative thread,
+            // once never returned (the daemon had exited; the test process hung with every
+            // thread idle and the next node never told to stop).
+            let deadline = Date() + 20
+            while self.process.isRunning && Date() < deadline { usleep(20_000) }
+            if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
         }
         self.stderr.fileHandleForReading.readabilityHandler = nil
         if !keepFolder { try? FileManager.default.removeItem(at: self.folder) }
