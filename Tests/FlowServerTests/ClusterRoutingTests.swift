@@ -132,6 +132,37 @@ struct ClusterRoutingTests {
         }
     }
 
+    /// An idempotent call pending on a node that is killed is tried once more on the namespace's
+    /// provider on a third node, and answered from there.
+    @Test func anIdempotentCallIsRetriedOnAnotherNodesProvider() async throws {
+        try await ClusterTests.withNodes(3, environment: Self.cluster) { nodes in
+            let (a, b, c) = (nodes[0], nodes[1], nodes[2])
+            let onB = Self.provider(b)
+            let onC = Self.provider(c)
+            let started = Started()
+            try await FlowClientTests.running(onB, onC) {
+                try await Self.serve(onB, started: started)
+                // B's link registers on A first, so A's first choice for the call is B.
+                _ = try await ClusterTests.eventually { () -> Bool? in
+                    let listed = try? await a.http("/api/system/system/providers/").envelope()
+                    return listed?.data?.arrayValue?.count == 1 ? true : nil
+                }
+                let endpoint = ProvidedEndpoint(namespace: Self.remote, title: "Remote", methods: [.list, .open], concurrency: 8, timeout: .seconds(60))
+                _ = try await onC.provide(endpoint) { call in ["objectid": .string(call.objectid ?? ""), "served": "c"] }
+                _ = try await ClusterTests.eventually { () -> Bool? in
+                    let listed = try? await a.http("/api/system/system/providers/").envelope()
+                    return listed?.data?.arrayValue?.count == 2 ? true : nil
+                }
+                let pending = Task { try await a.http(Self.path + "slow").envelope() }
+                _ = try await ClusterTests.eventually { started.count.withLock { $0 } == 1 ? true : nil }
+                b.signal(SIGKILL)
+                let answer = try await pending.value
+                #expect(answer.success && answer.data?["served"] == "c" && answer.data?["objectid"] == "slow", "\(answer)")
+                #expect(try await b.waitForExit() != 0)
+            }
+        }
+    }
+
     /// A node that hangs (SIGSTOP: its sockets stay open, it stops heartbeating) is dropped from
     /// routing after the heartbeat window: the pending call answers PROVIDER_UNAVAILABLE. Once
     /// it runs again, its providers are reachable again.
