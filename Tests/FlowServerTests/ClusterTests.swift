@@ -174,49 +174,97 @@ struct ClusterTests {
     /// daemon has noticed, calls that need the database answer PROVIDER_UNAVAILABLE at once —
     /// not TIMEOUT, not INTERNAL_ERROR — and `/readyz` says so; the socket and the daemon stay;
     /// with the database back, everything works again, watches included.
-    @Test(.disabled("hung past its 5-minute limit in one full run and failed in a fresh-clone CI run: to be made reliable before it counts (issue 19)"))
-    func theDatabaseGoingAwayIsProviderUnavailableUntilItIsBack() async throws {
+    ///
+    /// A daemon of its own (a hang in its shutdown cannot hold the test process), and every step
+    /// bounded by ``step(_:within:_:)``: a step that hangs fails the test and says which.
+    @Test func theDatabaseGoingAwayIsProviderUnavailableUntilItIsBack() async throws {
         try await TestDatabase.with { url in
             var components = try #require(URLComponents(string: url))
-            let proxy = try await TCPProxy.start(forwardingTo: try #require(components.port))
+            let target = try #require(components.port)
+            let proxy = try await Self.step("starting the proxy") { try await TCPProxy.start(forwardingTo: target) }
             components.port = proxy.port
             let proxied = try #require(components.string)
-            try await LiveGateway.runShipped(configure: { configuration in
-                configuration.store = proxied
-                configuration.callTimeout = .seconds(3)
-            }) { live in
-                let device = #"{"id":"d1","name":"n","serial":"SN-1"}"#
-                #expect(try await live.http(Self.devices, method: .post, headers: Self.json, body: device).envelope().success)
-                await proxy.stop()
-                // Until the daemon notices, a call may wait for its timeout; then they are refused at once.
-                let refused = try await Self.eventually { () -> Response? in
-                    guard let answer = try? await live.http(Self.devices + "d1").envelope(), answer.errorcode == .providerUnavailable else { return nil }
-                    return answer
-                }
-                #expect(refused.message == "The database is unavailable; try again shortly")
-                #expect(try await live.http("/readyz").head.status == .serviceUnavailable)
-                let write = try await live.http(Self.devices, method: .post, headers: Self.json, body: #"{"id":"d2","name":"n","serial":"SN-2"}"#)
-                #expect(write.head.status == .serviceUnavailable)
+            let node = try await Self.step("starting the node", within: .seconds(60)) {
+                try await Self.node(proxied, environment: ["FLOWGATE_CALL_TIMEOUT_MS": "3000"])
+            }
+            defer { node.cleanUp() }
+            let device = #"{"id":"d1","name":"n","serial":"SN-1"}"#
+            #expect(try await Self.step("the first write") { try await node.http(Self.devices, method: .post, headers: Self.json, body: device).envelope().success })
+            await Self.stepOrRecord("stopping the proxy") { await proxy.stop() }
+            // Until the daemon notices, a call may wait for its timeout; then they are refused at once.
+            let refused = try await Self.eventually { () -> Response? in
+                let answer = try? await Self.step("a read while the database is away") { try await node.http(Self.devices + "d1").envelope() }
+                return answer?.errorcode == .providerUnavailable ? answer : nil
+            }
+            #expect(refused.message == "The database is unavailable; try again shortly")
+            #expect(try await Self.step("/readyz while the database is away") { try await node.http("/readyz").head.status } == .serviceUnavailable)
+            let write = try await Self.step("a write while the database is away") {
+                try await node.http(Self.devices, method: .post, headers: Self.json, body: #"{"id":"d2","name":"n","serial":"SN-2"}"#).head.status
+            }
+            #expect(write == .serviceUnavailable)
 
-                // Back: on the same port, as a database that restarts is. The pool's connection
-                // attempts back off (postgres-nio: 100 ms growing by a quarter each, at most a
-                // minute), so the return can take a while after an outage on a loaded machine.
-                let back = try await TCPProxy.start(forwardingTo: try #require(URLComponents(string: url)?.port), port: proxy.port)
-                defer { Task { await back.stop() } }
-                let reopened = try await Self.eventually(within: .seconds(90)) { () -> Response? in
-                    guard let answer = try? await live.http(Self.devices + "d1").envelope(), answer.success else { return nil }
-                    return answer
-                }
-                #expect(reopened.data?["id"] == "d1")
-                // Watches work again: a write made now reaches a watch made now.
-                try await live.webSocket { socket in
+            // Back: on the same port, as a database that restarts is. The pool's connection
+            // attempts back off (postgres-nio: 100 ms growing by a quarter each, at most a
+            // minute), so the return can take a while after an outage on a loaded machine.
+            let back = try await Self.step("starting the proxy again") { try await TCPProxy.start(forwardingTo: target, port: proxy.port) }
+            defer { Task { await back.stop() } }
+            let reopened = try await Self.eventually(within: .seconds(90)) { () -> Response? in
+                let answer = try? await Self.step("a read after the database is back") { try await node.http(Self.devices + "d1").envelope() }
+                return answer?.success == true ? answer : nil
+            }
+            #expect(reopened.data?["id"] == "d1")
+            // Watches work again: a write made now reaches a watch made now.
+            try await Self.step("a watch after the database is back", within: .seconds(60)) {
+                try await node.webSocket { socket in
                     try await socket.send(LiveDataTests.watch([:]))
                     #expect(try await socket.receiveObject()["success"] == true)
-                    #expect(try await live.http(Self.devices, method: .post, headers: Self.json, body: #"{"id":"d3","name":"n","serial":"SN-3"}"#).envelope().success)
+                    #expect(try await node.http(Self.devices, method: .post, headers: Self.json, body: #"{"id":"d3","name":"n","serial":"SN-3"}"#).envelope().success)
                     #expect(try await socket.receiveObject()["objectid"] == "d3")
                 }
             }
         }
+    }
+
+    /// `work`'s result; past `limit` (stretched by ``TestTime``) the step fails, naming itself,
+    /// and `work` is cancelled and left behind rather than waited for.
+    static func step<T: Sendable>(
+        _ name: String, within limit: Duration = .seconds(20), _ work: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let once = Once()
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let task = Task {
+                do {
+                    let value = try await work()
+                    if once.claim() { continuation.resume(returning: value) }
+                } catch {
+                    if once.claim() { continuation.resume(throwing: error) }
+                }
+            }
+            Task {
+                try? await Task.sleep(for: TestTime.bound(limit))
+                if once.claim() {
+                    task.cancel()
+                    continuation.resume(throwing: StepTimedOut(step: name, limit: limit))
+                }
+            }
+        }
+    }
+
+    /// ``step(_:within:_:)`` for a step that cannot fail but may hang: a hang is recorded.
+    static func stepOrRecord(_ name: String, within limit: Duration = .seconds(20), _ work: @escaping @Sendable () async -> Void) async {
+        do { try await Self.step(name, within: limit, work) } catch { Issue.record(error) }
+    }
+
+    /// True for the first caller only.
+    final class Once: Sendable {
+        private let taken = Locked(false)
+        func claim() -> Bool { self.taken.withLock { taken in defer { taken = true }; return !taken } }
+    }
+
+    struct StepTimedOut: Error, CustomStringConvertible {
+        let step: String
+        let limit: Duration
+        var description: String { "\(self.step) did not finish within \(self.limit)" }
     }
 
     /// PostgreSQL is backed up with its own tools: `system/backup` is not served on it, and the
