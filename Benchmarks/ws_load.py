@@ -109,8 +109,10 @@ async def run(url, template, connections, in_flight, duration, warmup, realm=Non
     state = State()
     clients = []
     headers = {"Sec-WebSocket-Protocol": "wamp.2.json"} if realm else None
-    for _ in range(connections):
-        transport, client = await ws_connect(lambda: Client(state, template, realm), url, extra_headers=headers)
+    # Several URLs (comma-separated): the connections go to them in turn (round-robin).
+    urls = url.split(",")
+    for index in range(connections):
+        transport, client = await ws_connect(lambda: Client(state, template, realm), urls[index % len(urls)], extra_headers=headers)
         clients.append((transport, client))
     for _, client in clients:
         await asyncio.wait_for(client.ready, 10)
@@ -147,7 +149,7 @@ async def run(url, template, connections, in_flight, duration, warmup, realm=Non
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("url")
+    parser.add_argument("url", help="ws:// URL, or several separated by commas (connections round-robin over them)")
     parser.add_argument("template")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--in-flight", type=int, default=4)
@@ -155,8 +157,9 @@ def main():
     parser.add_argument("--warmup", type=float, default=1)
     parser.add_argument("--wamp", metavar="REALM", help="speak WAMP v2 JSON in this realm (the Crossbar.io peer)")
     args = parser.parse_args()
-    if not (args.url.startswith("ws://127.") or args.url.startswith("ws://localhost") or args.url.startswith("ws://[::1]")):
-        parser.error("load goes to loopback only")
+    for url in args.url.split(","):
+        if not (url.startswith("ws://127.") or url.startswith("ws://localhost") or url.startswith("ws://[::1]")):
+            parser.error("load goes to loopback only")
     result = asyncio.run(run(args.url, args.template.encode(), args.connections, args.in_flight, args.duration, args.warmup, args.wamp))
     print(json.dumps(result))
 

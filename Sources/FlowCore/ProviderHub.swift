@@ -94,10 +94,12 @@ public final class ProviderHub: Sendable {
         self.state.withLock { $0.served[namespace]?.providers.count ?? 0 }
     }
 
-    /// How many providers connected to this node serve `namespace` right now.
-    func localProviderCount(_ namespace: Namespace) -> Int {
+    /// Whether a provider other than `registration` serves `namespace` (only this node's own with `localOnly`).
+    func hasOtherProvider(_ namespace: Namespace, than registration: String, localOnly: Bool) -> Bool {
         self.state.withLock { state in
-            state.served[namespace]?.providers.count { state.registrations[$0]?.node == nil } ?? 0
+            state.served[namespace]?.providers.contains { id in
+                id != registration && (!localOnly || state.registrations[id]?.node == nil)
+            } ?? false
         }
     }
 
@@ -109,11 +111,18 @@ public final class ProviderHub: Sendable {
     func forward(_ call: Call, context: CallContext, localOnly: Bool = false) async throws -> Reply {
         var deadline: ContinuousClock.Instant?
         var retried = false
+        var avoid: String?
         while true {
-            let slot = try await self.acquireSlot(call.namespace, deadline: deadline, localOnly: localOnly)
+            let slot = try await self.acquireSlot(call.namespace, deadline: deadline, localOnly: localOnly, avoid: avoid)
             deadline = slot.deadline
             await slot.connection.send(Self.callFrame(slot.callID, call, identity: context.identity, traceparent: context.traceparent))
-            switch await self.outcome(of: slot.callID) {
+            var outcome = await self.outcome(of: slot.callID)
+            // Another node answering PROVIDER_UNAVAILABLE: its provider went away mid-call, as a
+            // provider of this node can; an idempotent call is tried once more elsewhere.
+            if slot.viaNode, case .answered(let answer) = outcome, answer["errorcode"] == .string(ErrorCode.providerUnavailable.rawValue) {
+                outcome = .providerGone
+            }
+            switch outcome {
             case .answered(let answer):
                 return try Reply(relaying: answer, sender: "The provider", source: ["flow.provider": .string(slot.registration)], logger: context.logger)
             case .timedOut:
@@ -123,9 +132,9 @@ public final class ProviderHub: Sendable {
                 await slot.connection.send(Self.cancelFrame(slot.callID))
                 throw CancellationError()
             case .providerGone:
-                let others = localOnly ? self.localProviderCount(call.namespace) : self.providerCount(call.namespace)
-                if call.method.isIdempotent && !retried && others > 0 {
+                if call.method.isIdempotent && !retried && self.hasOtherProvider(call.namespace, than: slot.registration, localOnly: localOnly) {
                     retried = true
+                    avoid = slot.registration
                     self.retries.add(1, ordering: .relaxed)
                     context.logger.info("provider left during the call; retrying on another", metadata: ["flow.provider": .string(slot.registration)])
                     continue
@@ -142,7 +151,7 @@ public final class ProviderHub: Sendable {
     }
 
     /// Takes a slot on the least busy provider of `namespace`, waiting briefly when all are full.
-    private func acquireSlot(_ namespace: Namespace, deadline: ContinuousClock.Instant?, localOnly: Bool) async throws -> Slot {
+    private func acquireSlot(_ namespace: Namespace, deadline: ContinuousClock.Instant?, localOnly: Bool, avoid: String?) async throws -> Slot {
         let waiterID = self.state.withLock { $0.newID() }
         let outcome = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<SlotOutcome, Never>) in
@@ -150,11 +159,12 @@ public final class ProviderHub: Sendable {
                 let (immediate, wakeTimers) = self.state.withLock { state -> (SlotOutcome?, Bool) in
                     // Checked under the lock: a cancellation after it finds the waiter queued.
                     if Task.isCancelled { return (.cancelled, false) }
-                    switch state.takeSlot(namespace, now: now, deadline: deadline, localOnly: localOnly) {
+                    switch state.takeSlot(namespace, now: now, deadline: deadline, localOnly: localOnly, avoid: avoid) {
                     case .some(let outcome): return (outcome, state.markTimed())
                     case nil:
                         let waiter = Waiter(
-                            id: waiterID, until: now + self.configuration.slotWait, callDeadline: deadline, localOnly: localOnly, continuation: continuation
+                            id: waiterID, until: now + self.configuration.slotWait, callDeadline: deadline, localOnly: localOnly, avoid: avoid,
+                            continuation: continuation
                         )
                         guard state.enqueue(waiter, on: namespace) else { return (.full, false) }
                         return (nil, state.markTimed())

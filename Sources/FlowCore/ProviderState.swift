@@ -8,6 +8,8 @@ struct Slot: Sendable {
     /// When the call times out (kept across a retry, so a retried call still answers in time).
     let deadline: ContinuousClock.Instant
     let timeout: Duration
+    /// The slot is on another node's link (its answer may say that node's provider went away).
+    let viaNode: Bool
 }
 
 /// How taking a slot ended.
@@ -45,6 +47,8 @@ struct Waiter {
     let callDeadline: ContinuousClock.Instant?
     /// Only this node's own providers may take it (a call another node forwarded here).
     let localOnly: Bool
+    /// A retried call: the registration that failed it.
+    let avoid: String?
     let continuation: CheckedContinuation<SlotOutcome, Never>
 }
 
@@ -133,14 +137,16 @@ struct ProviderState {
     /// A slot on the provider of `namespace` with the fewest calls in flight; nil when all are full.
     /// `localOnly` leaves out the registrations of other nodes' links (a call one of them
     /// forwarded here goes to this node's own providers, never on to a third).
+    /// `avoid`: a retried call's first registration (another node's link that answered that its
+    /// provider went away is still registered).
     mutating func takeSlot(
-        _ namespace: Namespace, now: ContinuousClock.Instant, deadline: ContinuousClock.Instant?, localOnly: Bool
+        _ namespace: Namespace, now: ContinuousClock.Instant, deadline: ContinuousClock.Instant?, localOnly: Bool, avoid: String? = nil
     ) -> SlotOutcome? {
         guard let served = self.served[namespace] else { return .unavailable }
         var best: Registration?
         var anyOpen = false
         for id in served.providers {
-            guard let registration = self.registrations[id], !registration.draining, !localOnly || registration.node == nil else { continue }
+            guard let registration = self.registrations[id], !registration.draining, !localOnly || registration.node == nil, id != avoid else { continue }
             anyOpen = true
             if registration.inFlight < registration.concurrency && registration.inFlight < (best?.inFlight ?? .max) {
                 best = registration
@@ -152,7 +158,12 @@ struct ProviderState {
         let callID = self.newID()
         let callDeadline = deadline ?? now + chosen.timeout
         self.pending[callID] = Pending(registration: chosen.id, connection: chosen.connection.id, namespace: namespace, deadline: callDeadline)
-        return .slot(Slot(callID: callID, registration: chosen.id, connection: chosen.connection, deadline: callDeadline, timeout: chosen.timeout))
+        return .slot(
+            Slot(
+                callID: callID, registration: chosen.id, connection: chosen.connection, deadline: callDeadline, timeout: chosen.timeout,
+                viaNode: chosen.node != nil
+            )
+        )
     }
 
     /// Queues `waiter` for a slot; false when the queue is full (as many waiters as the
@@ -177,7 +188,9 @@ struct ProviderState {
     mutating func grantWaiters(_ namespace: Namespace, now: ContinuousClock.Instant) -> [Resume] {
         var resumes: [Resume] = []
         while let waiter = self.served[namespace]?.waiters.first {
-            guard let outcome = self.takeSlot(namespace, now: now, deadline: waiter.callDeadline, localOnly: waiter.localOnly) else { break }
+            guard let outcome = self.takeSlot(namespace, now: now, deadline: waiter.callDeadline, localOnly: waiter.localOnly, avoid: waiter.avoid) else {
+                break
+            }
             self.served[namespace]?.waiters.removeFirst()
             self.waiterCount -= 1
             resumes.append(.waiter(waiter.continuation, outcome))

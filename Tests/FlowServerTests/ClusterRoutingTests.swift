@@ -132,34 +132,44 @@ struct ClusterRoutingTests {
         }
     }
 
-    /// An idempotent call pending on a node that is killed is tried once more on the namespace's
-    /// provider on a third node, and answered from there.
-    @Test func anIdempotentCallIsRetriedOnAnotherNodesProvider() async throws {
+    /// An idempotent call pending through another node is tried once more on the namespace's
+    /// provider on a third node when the first goes away mid-call: its whole node killed, or
+    /// only the provider (its node then answers PROVIDER_UNAVAILABLE, which counts the same).
+    @Test(arguments: ["the node", "the provider"])
+    func anIdempotentCallIsRetriedOnAnotherNodesProvider(whatGoes: String) async throws {
         try await ClusterTests.withNodes(3, environment: Self.cluster) { nodes in
             let (a, b, c) = (nodes[0], nodes[1], nodes[2])
             let onB = Self.provider(b)
             let onC = Self.provider(c)
             let started = Started()
-            try await FlowClientTests.running(onB, onC) {
+            let runningOnB = Task { try await onB.run() }
+            defer { runningOnB.cancel() }
+            try await FlowClientTests.running(onC) {
                 try await Self.serve(onB, started: started)
                 // B's link registers on A first, so A's first choice for the call is B.
-                _ = try await ClusterTests.eventually { () -> Bool? in
-                    let listed = try? await a.http("/api/system/system/providers/").envelope()
-                    return listed?.data?.arrayValue?.count == 1 ? true : nil
-                }
+                try await Self.waitForRegistrations(1, on: a)
                 let endpoint = ProvidedEndpoint(namespace: Self.remote, title: "Remote", methods: [.list, .open], concurrency: 8, timeout: .seconds(60))
                 _ = try await onC.provide(endpoint) { call in ["objectid": .string(call.objectid ?? ""), "served": "c"] }
-                _ = try await ClusterTests.eventually { () -> Bool? in
-                    let listed = try? await a.http("/api/system/system/providers/").envelope()
-                    return listed?.data?.arrayValue?.count == 2 ? true : nil
-                }
+                try await Self.waitForRegistrations(2, on: a)
                 let pending = Task { try await a.http(Self.path + "slow").envelope() }
                 _ = try await ClusterTests.eventually { started.count.withLock { $0 } == 1 ? true : nil }
-                b.signal(SIGKILL)
+                if whatGoes == "the node" {
+                    b.signal(SIGKILL)
+                    #expect(try await b.waitForExit() != 0)
+                } else {
+                    runningOnB.cancel()
+                }
                 let answer = try await pending.value
                 #expect(answer.success && answer.data?["served"] == "c" && answer.data?["objectid"] == "slow", "\(answer)")
-                #expect(try await b.waitForExit() != 0)
             }
+        }
+    }
+
+    /// Waits until `node` lists `count` provider registrations.
+    static func waitForRegistrations(_ count: Int, on node: DaemonProcess) async throws {
+        _ = try await ClusterTests.eventually { () -> Bool? in
+            let listed = try? await node.http("/api/system/system/providers/").envelope()
+            return listed?.data?.arrayValue?.count == count ? true : nil
         }
     }
 
