@@ -92,3 +92,21 @@ extension FlowClient {
         }
     }
 }
+
+extension FlowClient {
+    /// Publishes a live event of a namespace this client provides (SPEC §13.2): `event` is
+    /// `created`, `updated` or `deleted`; the gateway hands it to whoever watches the namespace
+    /// now. Best effort, as live events are: false when there is no connection to send it on.
+    @discardableResult
+    public func publish(_ namespace: Namespace, objectid: String, event: String, data: JSONValue = .null) async -> Bool {
+        guard let outbound = self.state.withLock({ $0.outbound }) else { return false }
+        var writer = JSONWriter()
+        writer.write(["publish": ["namespace": .string(namespace.rawValue), "objectid": .string(objectid), "event": .string(event), "data": data]])
+        do {
+            try await outbound.write(.text(String(decoding: writer.bytes, as: UTF8.self)))
+            return true
+        } catch {
+            return false
+        }
+    }
+}

@@ -190,6 +190,12 @@ public struct LocalProvision: Sendable, Equatable {
 }
 
 extension ProviderHub {
+    /// Calls `publish` with every event a provider connected to this node publishes (after this
+    /// node's watchers have it).
+    public func onLocalPublish(_ publish: @escaping @Sendable (LiveEvent) -> Void) {
+        self.localPublisher.withLock { $0 = Publisher(publish: { event in publish(event); return true }) }
+    }
+
     /// Calls `changed` whenever a namespace's providers change.
     public func onProvidersChanged(_ changed: @escaping @Sendable () -> Void) {
         self.changeObserver.withLock { $0 = ChangeObserver(changed: changed) }

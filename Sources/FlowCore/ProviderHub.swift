@@ -49,6 +49,8 @@ public final class ProviderHub: Sendable {
     }
     /// Told when a namespace's providers changed (the cluster offers this node's to the others).
     let changeObserver = Locked<ChangeObserver?>(nil)
+    /// Given every event a provider connected to this node published (the cluster passes them on).
+    let localPublisher = Locked<Publisher?>(nil)
 
     struct ChangeObserver: Sendable {
         let changed: @Sendable () -> Void
@@ -238,14 +240,17 @@ public final class ProviderHub: Sendable {
             guard case .string(let name)? = fields["event"], let kind = ChangeKind(rawValue: name) else {
                 throw FlowError(.invalidRequest, "publish.event must be created, updated or deleted")
             }
-            let serves = self.state.withLock { state in
-                state.registrations.values.contains { $0.connection.id == connection && $0.namespace == namespace && !$0.draining }
+            let serving = self.state.withLock { state in
+                state.registrations.values.first { $0.connection.id == connection && $0.namespace == namespace && !$0.draining }
             }
-            guard serves else { throw FlowError(.forbidden, "This socket does not serve '\(namespace)': it cannot publish its events") }
+            guard let serving else { throw FlowError(.forbidden, "This socket does not serve '\(namespace)': it cannot publish its events") }
             let event = LiveEvent(namespace: namespace, objectid: objectid, kind: kind, data: fields["data"] ?? .null)
             guard self.publisher.withLock({ $0 })?.publish(event) ?? true else {
                 throw FlowError(.rateLimited, "The gateway is behind with events: publish again later")
             }
+            // A provider of this node's own: the other nodes' watchers get it too (never passed
+            // on again from a node's link, so an event crosses at most one link).
+            if serving.node == nil { _ = self.localPublisher.withLock({ $0 })?.publish(event) }
         } catch {
             guard let handle else { return }
             let response = Response.failure(error, errorid: UUID().uuidString.lowercased(), requestid: nil)

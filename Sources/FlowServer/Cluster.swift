@@ -63,6 +63,9 @@ final class Cluster: Service, Sendable {
     func attach(_ hub: ProviderHub) {
         self.state.withLock { $0.hub = hub }
         hub.onProvidersChanged { [weak self] in self?.state.withLock { $0.nudged = true } }
+        hub.onLocalPublish { [weak self] event in
+            for link in self?.state.withLock({ Array($0.links.values) }) ?? [] { link.publish(event) }
+        }
     }
 
     /// The server listens on `port` (and `host`): the default URL the others reach it at, the
@@ -179,8 +182,15 @@ final class Link: Sendable {
     private let logger: Logger
     private let state = Locked(State())
 
+    /// Events of this node's providers, sent to the peer in order by one task.
+    private let events: AsyncStream<LiveEvent>
+    private let eventInput: AsyncStream<LiveEvent>.Continuation
+    /// Events queued for the peer at most; past it new ones are dropped (live events are best effort).
+    static let maxQueuedEvents = 4096
+
     private struct State {
         var task: Task<Void, Never>?
+        var pump: Task<Void, Never>?
         /// What was offered to the peer (registered, or being registered).
         var offered: [Namespace: LocalProvision] = [:]
         var registering: [Namespace: Task<Void, Never>] = [:]
@@ -191,6 +201,7 @@ final class Link: Sendable {
     init(peer: ClusterPeer, token: String, hub: ProviderHub, logger: Logger) {
         self.peer = peer.id
         self.url = peer.url
+        (self.events, self.eventInput) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(Self.maxQueuedEvents))
         self.hub = hub
         self.logger = logger
         var clientLogger = logger
@@ -206,18 +217,33 @@ final class Link: Sendable {
 
     func start() {
         let client = self.client
-        self.state.withLock { $0.task = Task { try? await client.run() } }
+        let events = self.events
+        self.state.withLock { state in
+            state.task = Task { try? await client.run() }
+            state.pump = Task {
+                for await event in events {
+                    await client.publish(event.namespace, objectid: event.objectid, event: event.kind.rawValue, data: event.data)
+                }
+            }
+        }
+    }
+
+    /// Passes a live event of this node's providers on to the peer's watchers.
+    func publish(_ event: LiveEvent) {
+        self.eventInput.yield(event)
     }
 
     func stop() {
         let tasks = self.state.withLock { state in
             defer {
                 state.task = nil
+                state.pump = nil
                 state.registering = [:]
             }
-            return [state.task].compactMap { $0 } + state.registering.values
+            return [state.task, state.pump].compactMap { $0 } + state.registering.values
         }
         for task in tasks { task.cancel() }
+        self.eventInput.finish()
     }
 
     /// Registers on the peer what `provisions` has and was not offered (or changed), and

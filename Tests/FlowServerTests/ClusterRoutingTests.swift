@@ -190,6 +190,29 @@ struct ClusterRoutingTests {
         }
     }
 
+    /// A provider's `publish` events reach the watchers of every node, in the order published.
+    @Test func aProvidersEventsReachWatchersOnOtherNodes() async throws {
+        try await ClusterTests.withNodes(2, environment: Self.cluster) { nodes in
+            let (a, b) = (nodes[0], nodes[1])
+            let client = Self.provider(b)
+            try await FlowClientTests.running(client) {
+                try await Self.serve(client, started: Started())
+                try await Self.waitForRegistrations(1, on: a)
+                try await a.webSocket { watcher in
+                    try await watcher.send(LiveDataTests.watch(["namespace": "demo/remote"]))
+                    #expect(try await watcher.receiveObject()["success"] == true)
+                    for index in 0..<3 {
+                        #expect(await client.publish(Self.remote, objectid: "job\(index)", event: "updated", data: ["step": .integer(Int64(index))]))
+                    }
+                    let events = try await watcher.receiveObjects(3)
+                    #expect(events.map { $0["objectid"]?.stringValue } == ["job0", "job1", "job2"], "\(events)")
+                    #expect(events.map { $0["event"] } == ["updated", "updated", "updated"])
+                    #expect(events.last?["data"]?["step"] == 2)
+                }
+            }
+        }
+    }
+
     /// A node credential is made with the cluster's secret, names a node alive in the
     /// directory, and allows registering providers and nothing else.
     @Test func nodeCredentialsNeedTheSecretALiveNodeAndOnlyRegisterProviders() async throws {
