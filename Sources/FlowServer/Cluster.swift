@@ -354,14 +354,18 @@ struct ClusterCredentials: Authenticator, RevocableCredentials {
 
     func isRevoked(_ credential: Credential) -> Bool {
         guard case .token(let token) = credential, NodeCredentials.isNodeToken(token) else { return self.users.isRevoked(credential) }
-        guard let node = self.cluster.credentials.node(token) else { return true }
-        return !self.cluster.isLive(node)
+        return self.liveNode(token) == nil
     }
 
     func currentIdentity(_ credential: Credential) -> Identity? {
         guard case .token(let token) = credential, NodeCredentials.isNodeToken(token) else { return self.users.currentIdentity(credential) }
+        return self.liveNode(token).map(Identity.node)
+    }
+
+    /// The node `token` is the credential of, when it is good and the node alive at the last look.
+    private func liveNode(_ token: String) -> String? {
         guard let node = self.cluster.credentials.node(token), self.cluster.isLive(node) else { return nil }
-        return .node(node)
+        return node
     }
 
     func watchRevocations(_ body: @Sendable () async -> Void) async {
