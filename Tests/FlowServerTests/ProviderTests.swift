@@ -119,7 +119,9 @@ struct ProviderTests {
     }
 
     @Test func aProviderThatDiesAnswersItsPendingCallsAtOnce() async throws {
-        try await LiveGateway.runShipped(configure: { $0.providers.gracePeriod = TestTime.bound(.milliseconds(400)) }) { live in
+        // A grace period a loaded CI machine cannot outrun between the provider's death and the
+        // next call (400 ms once let the LIST arrive after the withdrawal: NO_SUCH_ENDPOINT).
+        try await LiveGateway.runShipped(configure: { $0.providers.gracePeriod = TestTime.bound(.seconds(3)) }) { live in
             try await ScriptedProvider.with(live, registration: Self.registration()) { _ in .close } _: { _ in
                 // A RUN is not retried: PROVIDER_UNAVAILABLE at once, far inside the 30 s timeout.
                 let (response, elapsed) = try await Self.call(live, Self.frame("RUN", objectid: "j-1", data: "{}"))
@@ -130,7 +132,7 @@ struct ProviderTests {
             // The grace period answers 503, then the namespace is withdrawn: 404.
             let (during, _) = try await Self.call(live, Self.frame("LIST"))
             #expect(during.errorcode == .providerUnavailable)
-            #expect(await Self.eventually { live.gateway.registry.endpoint(for: Namespace("demo/jobs")!) == nil })
+            #expect(await Self.eventually(within: .seconds(10)) { live.gateway.registry.endpoint(for: Namespace("demo/jobs")!) == nil })
             let (after, _) = try await Self.call(live, Self.frame("LIST"))
             #expect(after.errorcode == .noSuchEndpoint)
         }
